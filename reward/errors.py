@@ -1,0 +1,14 @@
+"""Exception types that name the problem and the fix."""
+from __future__ import annotations
+
+
+class RewardInputError(ValueError):
+    """A video or prompt given to a reward has the wrong shape, type, range or content."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint does not match the model it is being loaded into."""
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """Weights could not be found locally, on the hub, or at a URL."""

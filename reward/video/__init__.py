@@ -1,0 +1,1 @@
+"""Video input/output and the differentiable views (frame sampling, fragments, resizing, normalisation)."""

@@ -1,0 +1,35 @@
+"""Shared fixtures: golden reference data (outside the repo) and seeded determinism."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+#: Where the golden reference outputs live; defaults to ../shared/golden_small next to the repo.
+GOLDEN_ENV = "AIGC_REWARD_GOLDEN_DIR"
+#: Set to 1 (CI does) to turn a missing golden folder into a failure instead of a skip.
+REQUIRE_GOLDEN_ENV = "AIGC_REWARD_REQUIRE_GOLDEN"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def golden_path() -> Path:
+    return Path(os.environ.get(GOLDEN_ENV, REPO_ROOT.parent / "shared" / "golden_small"))
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    """The golden folder, or a skip (a failure when $AIGC_REWARD_REQUIRE_GOLDEN=1) if it is absent."""
+    path = golden_path()
+    if not (path / "README.md").is_file():
+        reason = f"golden reference data not found at {path}; set {GOLDEN_ENV} to the golden_small folder"
+        if os.environ.get(REQUIRE_GOLDEN_ENV) == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)

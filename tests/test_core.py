@@ -1,0 +1,174 @@
+"""The shared reward machinery: input checks, native save/load, weight resolution, registry."""
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import threading
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+import reward
+from reward.base import VideoReward, register_architecture
+from reward.checkpoints import atomic_path, load_state_dict_strict
+from reward.errors import CheckpointError, RewardInputError, WeightsNotFoundError
+from reward.output import RewardOutput
+from reward.weights import resolve_file
+
+
+@dataclass
+class _LinearConfig:
+    width: int = 4
+
+
+@register_architecture
+class _LinearReward(VideoReward):
+    """Test-only reward: a linear read-out of mean colour, so weights matter."""
+
+    architecture = "test-linear"
+    config_class = _LinearConfig
+
+    def __init__(self, config: _LinearConfig):
+        super().__init__(config)
+        self.proj = nn.Linear(3, config.width)
+        self.head = nn.Linear(config.width, 1)
+
+    def _forward(self, videos, prompts):
+        feats = self.proj(videos.mean(dim=(1, 3, 4)))
+        value = self.head(feats).squeeze(-1)
+        return RewardOutput(score=value, components={"linear": value})
+
+
+def _videos(b=2, t=3, h=8, w=10):
+    return torch.rand(b, t, 3, h, w)
+
+
+@pytest.mark.parametrize(
+    "videos, message",
+    [
+        (torch.rand(3, 3, 8, 8), "5-D"),
+        (torch.rand(1, 2, 8, 8, 3), "channels-last"),
+        ((torch.rand(1, 2, 3, 8, 8) * 255).to(torch.uint8), "videos.float() / 255"),
+        (torch.rand(1, 2, 3, 8, 8) * 255, "0-255"),
+        (torch.rand(1, 2, 3, 8, 8) * 2 - 1, "(videos + 1) / 2"),
+        (torch.full((1, 2, 3, 8, 8), float("nan")), "NaN"),
+        (torch.rand(1, 2, 4, 8, 8), "3 RGB channels"),
+        ([[0.0]], "torch.Tensor"),
+    ],
+)
+def test_bad_videos_name_the_fix(videos, message):
+    model = _LinearReward(_LinearConfig())
+    with pytest.raises(RewardInputError, match=message.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")):
+        model(videos, ["a prompt"] * (len(videos) if isinstance(videos, torch.Tensor) else 1))
+
+
+@pytest.mark.parametrize(
+    "prompts, message",
+    [(["one"], "got 1 prompts for 2 videos"), (["ok", "  "], "prompt 1 is empty"), (["ok", 3], "prompt 1 must be a str"), (None, "pass prompts")],
+)
+def test_bad_prompts_name_the_problem(prompts, message):
+    with pytest.raises(RewardInputError, match=message):
+        _LinearReward(_LinearConfig())(_videos(), prompts)
+
+
+def test_single_string_prompt_is_broadcast_and_image_input_works():
+    model = _LinearReward(_LinearConfig())
+    out = model(_videos(b=3, t=1), "one prompt for all")
+    assert out.score.shape == (3,)
+    assert set(out.components) == {"linear"}
+
+
+def test_gradients_reach_pixels_and_score_needs_no_grad():
+    model = _LinearReward(_LinearConfig()).train()
+    videos = _videos().requires_grad_()
+    model(videos, "p").score.sum().backward()
+    assert videos.grad is not None and torch.isfinite(videos.grad).all() and videos.grad.abs().sum() > 0
+    out = model.score(videos, "p")
+    assert not out.score.requires_grad
+    assert model.training, "score() must restore the previous mode"
+
+
+def test_save_and_load_round_trip_is_exact(tmp_path):
+    model = _LinearReward(_LinearConfig(width=5))
+    model.save_pretrained(tmp_path / "ckpt")
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert config["architecture"] == "test-linear" and config["config"] == {"width": 5}
+    loaded = VideoReward.from_pretrained(tmp_path / "ckpt")
+    assert isinstance(loaded, _LinearReward)
+    videos = _videos()
+    torch.testing.assert_close(loaded(videos, "p").score, model(videos, "p").score, rtol=0, atol=0)
+    assert not list(tmp_path.glob("ckpt/.*.tmp")), "no temp files may be left behind"
+
+
+def test_strict_load_lists_missing_unexpected_and_shapes():
+    model = _LinearReward(_LinearConfig())
+    state = model.state_dict()
+    state.pop("head.bias")
+    state["extra.weight"] = torch.zeros(1)
+    state["proj.weight"] = torch.zeros(2, 2)
+    with pytest.raises(CheckpointError) as info:
+        load_state_dict_strict(model, state, source="bad.pth")
+    text = str(info.value)
+    assert "missing keys: head.bias" in text and "unexpected keys: extra.weight" in text and "proj.weight" in text
+
+
+def test_atomic_path_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "file.bin"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A file server on 127.0.0.1 serving tmp_path/'served'."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_download_from_url_is_cached(http_server, tmp_path, monkeypatch):
+    served, base = http_server
+    monkeypatch.setenv("AIGC_REWARD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    model = _LinearReward(_LinearConfig(width=3))
+    model.save_pretrained(served / "model")
+    loaded = VideoReward.from_pretrained(f"{base}/model")
+    videos = _videos()
+    torch.testing.assert_close(loaded(videos, "p").score, model(videos, "p").score)
+    (served / "model" / "model.safetensors").unlink()  # a second load must come from the cache
+    VideoReward.from_pretrained(f"{base}/model")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsNotFoundError, match="HF_HUB_OFFLINE"):
+        resolve_file(f"{base}/other.pth")
+
+
+def test_missing_weights_error_says_what_was_tried(tmp_path):
+    with pytest.raises(WeightsNotFoundError, match="not a local file"):
+        resolve_file(str(tmp_path / "nope.pth"))
+
+
+def test_registry_lists_and_loads():
+    names = reward.list_rewards()
+    assert "colorfulness" in names and "brightness" in names
+    with pytest.raises(KeyError, match="choose one of"):
+        reward.load("no-such-reward")
+    model = reward.load("brightness")
+    assert torch.allclose(model(torch.full((1, 2, 3, 4, 4), 0.5)).score, torch.tensor([0.5]))
+
+
+def test_colorfulness_prefers_saturated_video():
+    grey = torch.full((1, 2, 3, 16, 16), 0.5)
+    colourful = torch.rand(1, 2, 3, 16, 16)
+    model = reward.load("colorfulness")
+    assert model(colourful).score > model(grey).score + 10

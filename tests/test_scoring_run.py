@@ -118,3 +118,15 @@ def test_batches_group_one_shape_and_bound_the_waiting_videos():
     stream = [_decoded(i, (2, 3, 4, 4 + i)) for i in range(5)]
     batches = [[d.index for d in batch] for batch in batches_by_shape(stream, batch_size=2, max_pending=3)]
     assert batches == [[0], [1], [2], [3], [4]]
+
+
+def test_resume_folds_in_the_journal_of_an_interrupted_multi_process_run(tmp_path):
+    items = discover_videos([str(write_mp4(tmp_path / "v" / f"{i}.mp4", seed=i)) for i in range(3)])
+    out = tmp_path / "r.jsonl"
+    journal = tmp_path / ".r.jsonl.rank1.journal.jsonl"
+    done = {"id": items[2].id, "path": items[2].path, "score": 0.25, "brightness": 0.25}
+    journal.write_text(json.dumps(done) + "\n" + '{"id": "cut')
+    model = _Interrupting()
+    run = score_videos(model, items, out=out, resume=True, batch_size=2, num_workers=0, reader=decode, progress=False)
+    assert model.videos_scored == 2 and not journal.exists()
+    assert [r["id"] for r in run.records] == [item.id for item in items] and run.records[2] == done

@@ -36,6 +36,7 @@ def summary_table(summary: ScoringSummary) -> str:
     """Counts, then mean / std / min / max per component, then each failure with its reason."""
     lines = [
         f"videos: {summary.total}  scored: {summary.scored}  failed: {summary.failed}"
+        + (f"  processes: {summary.processes}" if summary.processes > 1 else "")
         + (f"  (already in the output before this run: {summary.resumed})" if summary.resumed else "")
     ]
     if summary.stats:

@@ -129,7 +129,7 @@ def score_videos(
     if not single:
         for path in shards:
             path.unlink()
-    return ScoringRun(merged, summarize(merged, resumed=len(items) - len(todo)))
+    return ScoringRun(merged, summarize(merged, resumed=len(items) - len(todo), processes=processes.world))
 
 
 def _check_items(model: VideoReward, items: Sequence[VideoItem]) -> None:

@@ -24,6 +24,7 @@ class ScoringSummary:
     scored: int
     failed: int
     resumed: int
+    processes: int = 1
     stats: dict[str, ComponentStats] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
 
@@ -33,12 +34,13 @@ class ScoringSummary:
             "scored": self.scored,
             "failed": self.failed,
             "resumed": self.resumed,
+            "processes": self.processes,
             "stats": {name: vars(stats) for name, stats in self.stats.items()},
             "failures": [{"id": item_id, "error": error} for item_id, error in self.failures],
         }
 
 
-def summarize(records: Sequence[Record], resumed: int = 0) -> ScoringSummary:
+def summarize(records: Sequence[Record], resumed: int = 0, processes: int = 1) -> ScoringSummary:
     """Mean, sample std (0 for one video), min and max of ``score`` and each component."""
     scored = [r for r in records if "error" not in r]
     failures = [(r["id"], r["error"]) for r in records if "error" in r]
@@ -51,4 +53,4 @@ def summarize(records: Sequence[Record], resumed: int = 0) -> ScoringSummary:
         mean = math.fsum(values) / len(values)
         spread = math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
         stats[name] = ComponentStats(mean, math.sqrt(spread), min(values), max(values))
-    return ScoringSummary(len(records), len(scored), len(failures), resumed, stats, failures)
+    return ScoringSummary(len(records), len(scored), len(failures), resumed, processes, stats, failures)

@@ -19,7 +19,10 @@ def smooth_video(frames: int = 5, height: int = 48, width: int = 64) -> torch.Te
 
 
 # (max, mean) error in grey levels: 8-bit limited-range YUV 4:2:0 costs ~2 levels, chroma edges a few more
-@pytest.mark.parametrize("name, max_error, mean_error", [("clip.mp4", 10, 2), ("clip.webm", 10, 2), ("frames", 0.5, 0.5)])
+@pytest.mark.parametrize(
+    "name, max_error, mean_error",
+    [("clip.mp4", 10, 2), ("clip.webm", 10, 2), ("clip.mkv", 10, 2), ("clip.mov", 10, 2), ("frames", 0.5, 0.5)],
+)
 def test_round_trips_keep_frames_and_pixels(tmp_path, name, max_error, mean_error):
     video = smooth_video()
     path = write_video(tmp_path / name, video, fps=8)

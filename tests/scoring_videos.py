@@ -6,7 +6,6 @@ from pathlib import Path
 import av
 import imageio.v3 as iio
 import numpy as np
-import torch
 
 
 def write_mp4(path: Path, frames: int = 4, height: int = 32, width: int = 48, seed: int = 0) -> Path:
@@ -32,9 +31,3 @@ def write_zero_frame_mp4(path: Path) -> Path:
 def write_corrupt(path: Path) -> Path:
     path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4)
     return path
-
-
-def decode(path: str) -> torch.Tensor:
-    """The reader the tests inject: [T, 3, H, W] floats in [0, 1]."""
-    frames = iio.imread(path, plugin="pyav")
-    return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255

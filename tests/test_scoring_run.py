@@ -5,13 +5,14 @@ import json
 
 import pytest
 import torch
-from scoring_videos import decode, write_corrupt, write_mp4, write_zero_frame_mp4
+from scoring_videos import write_corrupt, write_mp4, write_zero_frame_mp4
 
 import reward
 from reward.errors import RewardInputError, ScoringInputError
 from reward.scoring import Decoded, VideoItem, discover_videos, read_records, score_videos
 from reward.scoring.batching import batches_by_shape
 from reward.simple import SimpleConfig, StatisticReward
+from reward.video.io import read_video
 
 
 def test_folder_with_good_corrupt_and_zero_frame_videos_scores_the_good_ones(tmp_path):
@@ -25,17 +26,20 @@ def test_folder_with_good_corrupt_and_zero_frame_videos_scores_the_good_ones(tmp
     model = reward.load("colorfulness")
     run = score_videos(
         model, discover_videos([str(folder)]), out=tmp_path / "r.jsonl", csv=tmp_path / "r.csv",
-        batch_size=2, num_workers=2, reader=decode, progress=False,
+        batch_size=2, num_workers=2, progress=False,
     )
     names = [r["id"].rsplit("/", 1)[1] for r in run.records]
     assert names == ["a.mp4", "b.mp4", "bad.mp4", "c.mp4", "empty.mp4", "zero.mp4"]
     good = [r for r in run.records if "error" not in r]
     assert [r["id"].rsplit("/", 1)[1] for r in good] == ["a.mp4", "b.mp4", "c.mp4"]
     for record in good:
-        expected = model.score(decode(record["path"])[None]).score.item()
+        expected = model.score(read_video(record["path"])[None]).score.item()
         assert record["score"] == pytest.approx(expected, rel=1e-6)
         assert record["colorfulness"] == record["score"]
-    assert all(r["error"] for r in run.records if "error" in r)
+    errors = {r["id"].rsplit("/", 1)[1]: r["error"] for r in run.records if "error" in r}
+    assert all(error.startswith("VideoReadError: ") for error in errors.values())
+    assert "corrupt" in errors["bad.mp4"] and "zero frames" in errors["zero.mp4"]
+    assert [item_id.rsplit("/", 1)[1] for item_id, _ in run.summary.failures] == ["bad.mp4", "empty.mp4", "zero.mp4"]
     summary = run.summary
     assert (summary.total, summary.scored, summary.failed) == (6, 3, 3)
     scores = torch.tensor([r["score"] for r in good], dtype=torch.float64)
@@ -63,7 +67,7 @@ class _Interrupting(StatisticReward):
 def test_interrupt_and_resume_write_each_video_exactly_once(tmp_path):
     items = discover_videos([str(write_mp4(tmp_path / "v" / f"{i}.mp4", seed=i)) for i in range(4)])
     out, table = tmp_path / "r.jsonl", tmp_path / "r.csv"
-    options = dict(batch_size=1, num_workers=0, reader=decode, progress=False)
+    options = dict(batch_size=1, num_workers=0, progress=False)
     with pytest.raises(KeyboardInterrupt):
         score_videos(_Interrupting(stop_at=3), items, out=out, csv=table, **options)
     assert len(read_records(out)) == 2
@@ -76,7 +80,7 @@ def test_interrupt_and_resume_write_each_video_exactly_once(tmp_path):
     run = score_videos(resumed, items, out=out, csv=table, resume=True, **options)
     assert resumed.videos_scored == 2 and run.summary.resumed == 2
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [item.id for item in items]
-    expected = [resumed.score(decode(item.path)[None]).score.item() for item in items]
+    expected = [resumed.score(read_video(item.path)[None]).score.item() for item in items]
     assert [r["score"] for r in read_records(out)] == pytest.approx(expected, rel=1e-6)
     assert read_records(out) == read_records(table) == run.records
 
@@ -100,7 +104,7 @@ class _NarrowOnly(StatisticReward):
 def test_a_video_the_reward_rejects_fails_alone_and_the_run_continues(tmp_path):
     wide = write_mp4(tmp_path / "wide.mp4", width=48)
     narrow = write_mp4(tmp_path / "narrow.mp4", width=32)
-    run = score_videos(_NarrowOnly(), discover_videos([str(narrow), str(wide)]), batch_size=4, num_workers=0, reader=decode, progress=False)
+    run = score_videos(_NarrowOnly(), discover_videos([str(narrow), str(wide)]), batch_size=4, num_workers=0, progress=False)
     assert "score" in run.records[0]
     assert "too wide" in run.records[1]["error"]
     assert run.summary.failed == 1
@@ -127,6 +131,6 @@ def test_resume_folds_in_the_journal_of_an_interrupted_multi_process_run(tmp_pat
     done = {"id": items[2].id, "path": items[2].path, "score": 0.25, "brightness": 0.25}
     journal.write_text(json.dumps(done) + "\n" + '{"id": "cut')
     model = _Interrupting()
-    run = score_videos(model, items, out=out, resume=True, batch_size=2, num_workers=0, reader=decode, progress=False)
+    run = score_videos(model, items, out=out, resume=True, batch_size=2, num_workers=0, progress=False)
     assert model.videos_scored == 2 and not journal.exists()
     assert [r["id"] for r in run.records] == [item.id for item in items] and run.records[2] == done

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ScoringInputError
+from ..video.io import GIF_SUFFIX, IMAGE_SUFFIXES, PYAV_FORMATS
 
-#: File suffixes treated as videos when a folder or glob is expanded.
-VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".gif", ".mov", ".mkv", ".avi", ".m4v"})
-#: A folder holding only files with these suffixes is one video stored as frames.
-FRAME_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
+#: File suffixes treated as videos when a folder or glob is expanded (PyAV also decodes avi and m4v).
+VIDEO_SUFFIXES = frozenset({*PYAV_FORMATS, GIF_SUFFIX, ".avi", ".m4v"})
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class VideoItem:
 def is_frame_folder(folder: Path) -> bool:
     """True when ``folder`` holds image frames and no videos or sub-folders (a video stored as frames)."""
     entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
-    return bool(entries) and all(p.is_file() and p.suffix.lower() in FRAME_SUFFIXES for p in entries)
+    return bool(entries) and all(p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES for p in entries)
 
 
 def _videos_in_folder(folder: Path) -> list[Path]:

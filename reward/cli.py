@@ -1,4 +1,5 @@
-"""``aigc-reward``: score videos, folders and manifests (also under ``accelerate launch``), list rewards."""
+"""``aigc-reward``: score videos, folders and manifests (also under ``accelerate launch``), explain a
+score, list rewards."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +16,23 @@ ROWS_SHOWN_WITH_FILE = 20
 DEFAULT_REWARD = "aigc-vqa"
 
 
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reward", default=DEFAULT_REWARD, help=f"reward name from `aigc-reward list` (default {DEFAULT_REWARD})")
+    parser.add_argument("--weights", help="weights: a native folder, a converter's file (e.g. DOVER.pth), a hub id or a URL")
+    parser.add_argument("--random-weights", action="store_true", help="build the reward with random weights (tests, demos)")
+    parser.add_argument("--device", help="torch device (default: the process's accelerate device: cuda if available, else cpu)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), help="backbone autocast dtype, e.g. bf16 (heads stay fp32)")
+
+
+def _check_reward_name(name: str) -> None:
+    if name not in list_rewards():
+        raise ScoringInputError(f"unknown reward {name!r}; choose one of {list_rewards()} (see `aigc-reward list`).")
+
+
+def _load_model(args: argparse.Namespace, device: object):
+    return load(args.reward, args.weights, pretrained=not args.random_weights, device=device, dtype=args.dtype)
+
+
 def _score_parser(commands: argparse._SubParsersAction) -> None:
     score = commands.add_parser(
         "score",
@@ -27,11 +45,7 @@ def _score_parser(commands: argparse._SubParsersAction) -> None:
     prompts.add_argument("--prompt", help="one prompt for every video")
     prompts.add_argument("--prompts-file", help="a text file with one prompt per line, one line per video, in order")
     score.add_argument("--manifest", help="CSV or JSONL listing path, prompt[, id] per video (instead of VIDEO arguments)")
-    score.add_argument("--reward", default=DEFAULT_REWARD, help=f"reward name from `aigc-reward list` (default {DEFAULT_REWARD})")
-    score.add_argument("--weights", help="weights: a native folder, a converter's file (e.g. DOVER.pth), a hub id or a URL")
-    score.add_argument("--random-weights", action="store_true", help="build the reward with random weights (tests, demos)")
-    score.add_argument("--device", help="torch device (default: the process's accelerate device: cuda if available, else cpu)")
-    score.add_argument("--dtype", choices=sorted(DTYPES), help="backbone autocast dtype, e.g. bf16 (heads stay fp32)")
+    _model_arguments(score)
     score.add_argument("--batch-size", type=int, default=8, help="videos per forward pass; only same-shape videos share one")
     score.add_argument("--num-workers", type=int, default=2, help="decoding processes (0 decodes in the main process)")
     score.add_argument("--prefetch", type=int, default=2, help="videos each decoding process keeps ready")
@@ -41,6 +55,23 @@ def _score_parser(commands: argparse._SubParsersAction) -> None:
     score.add_argument("--json", action="store_true", help="print results and summary as JSON instead of tables")
     score.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     score.set_defaults(run=_run_score)
+
+
+def _explain_parser(commands: argparse._SubParsersAction) -> None:
+    explain = commands.add_parser(
+        "explain",
+        help="draw where and when a video's quality drops (PNG + mp4)",
+        description="Write NAME.png (key frames with the technical map drawn on the fragments it scored and the "
+        "aesthetic map over the frame, per-frame curves, prompt and scores) and NAME.mp4 (every shown frame).",
+    )
+    explain.add_argument("video", metavar="VIDEO", help="a video file or frame folder")
+    explain.add_argument("--prompt", help="the prompt the video was generated from (needed by prompt-conditioned rewards)")
+    explain.add_argument("--out", required=True, help="folder for the PNG and the mp4")
+    explain.add_argument("--name", default="explain", help="file name stem (default: explain)")
+    explain.add_argument("--fps", type=float, default=8, help="frame rate of the mp4")
+    explain.add_argument("--json", action="store_true", help="print the files and scores as JSON")
+    _model_arguments(explain)
+    explain.set_defaults(run=_run_explain)
 
 
 def _list_parser(commands: argparse._SubParsersAction) -> None:
@@ -53,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aigc-reward", description="AIGC video quality rewards from the command line.")
     commands = parser.add_subparsers(dest="command", required=True)
     _score_parser(commands)
+    _explain_parser(commands)
     _list_parser(commands)
     return parser
 
@@ -74,17 +106,10 @@ def _run_score(args: argparse.Namespace) -> int:
     from .scoring import Processes, score_videos
     from .scoring.report import results_table, summary_table
 
-    if args.reward not in list_rewards():
-        raise ScoringInputError(f"unknown reward {args.reward!r}; choose one of {list_rewards()} (see `aigc-reward list`).")
+    _check_reward_name(args.reward)
     items = _items(args)
     processes = Processes.current(cpu=args.device.startswith("cpu") if args.device else None)
-    model = load(
-        args.reward,
-        args.weights,
-        pretrained=not args.random_weights,
-        device=args.device or processes.device,
-        dtype=args.dtype,
-    )
+    model = _load_model(args, args.device or processes.device)
     run = score_videos(
         model,
         items,
@@ -107,6 +132,24 @@ def _run_score(args: argparse.Namespace) -> int:
         print(results_table(run.records, limit))
         print()
         print(summary_table(run.summary))
+    return 0
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    import torch
+
+    from .explain import explain_video
+    from .video.io import read_video
+
+    _check_reward_name(args.reward)
+    video = read_video(args.video)
+    model = _load_model(args, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    result = explain_video(model, video, args.prompt, args.out, name=args.name, reward_name=args.reward, fps=args.fps)
+    if args.json:
+        print(json.dumps({"png": str(result.png), "mp4": str(result.mp4), "scores": result.scores}, indent=2))
+    else:
+        print("  ".join(f"{name} {value:.4f}" for name, value in result.scores.items()))
+        print(f"wrote {result.png} and {result.mp4}")
     return 0
 
 

@@ -16,7 +16,7 @@ from ..base import VideoReward
 from ..checkpoints import atomic_path
 from ..errors import RewardInputError
 from .maps import FrameMaps, frame_maps
-from .render import Caption, contact_sheet, movie_frames, panel_size, shown_frames
+from .render import Caption, contact_sheet, movie_frames, panel_frames, panel_size, shown_frames
 
 __all__ = ["Explanation", "explain_video", "FrameMaps"]
 
@@ -62,9 +62,10 @@ def explain_video(
     if not maps.curves:
         raise RewardInputError(f"{type(model).__name__} returned no score maps or per-frame scores to draw.")
     caption = Caption(reward_name or model.architecture, prompt, scores)
+    pictures = panel_frames(video, maps.frames)
     out_dir = Path(out_dir)
     png, mp4 = out_dir / f"{name}.png", out_dir / f"{name}.mp4"
     with atomic_path(png) as tmp:
-        contact_sheet(video, maps, caption).save(tmp, format="PNG")
-    write_video(mp4, torch.from_numpy(movie_frames(video, maps, caption)), fps=fps)
+        contact_sheet(pictures, maps, caption).save(tmp, format="PNG")
+    write_video(mp4, torch.from_numpy(movie_frames(pictures, maps, caption)), fps=fps)
     return Explanation(png, mp4, scores, maps)

@@ -90,10 +90,9 @@ def chart(
     for row, (name, values) in enumerate(curves.items()):
         top = row * row_height
         low, high = float(values.min()), float(values.max())
-        span = high - low if high > low else 1.0
-        y_of = lambda v: top + row_height - 6 - (row_height - 24) * ((float(v) - low) / span if high > low else 0.5)  # noqa: E731
+        heights = (values.double() - low) / (high - low) if high > low else torch.full_like(values.double(), 0.5)
         draw.line([(left, top + row_height - 1), (right, top + row_height - 1)], fill=(225, 225, 225))
-        points = [(x_of(i), y_of(v)) for i, v in enumerate(values)]
+        points = [(x_of(i), top + row_height - 6 - (row_height - 24) * float(h)) for i, h in enumerate(heights)]
         colour = CURVE_COLOURS[row % len(CURVE_COLOURS)]
         if len(points) > 1:
             draw.line(points, fill=colour, width=2)

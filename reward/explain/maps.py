@@ -66,21 +66,23 @@ def technical_heat(
     chunks = boxes.shape[2]
     chunk = torch.arange(len(sampled)) * chunks // len(sampled)
     boxes = boxes.permute(2, 0, 1, 3)[chunk]  # [P, 7, 7, 4]
-    (height, width), (panel_h, panel_w) = frame_size, panel_size
-    ys = (torch.arange(panel_h, dtype=torch.float64) + 0.5) * height / panel_h
-    xs = (torch.arange(panel_w, dtype=torch.float64) + 0.5) * width / panel_w
     nearest = nearest_positions(sampled, frames)
-    painted = {int(p): _paint_fragments(values[p], boxes[p], ys, xs) for p in nearest.unique()}
+    painted = {int(p): _paint_fragments(values[p], boxes[p], frame_size, panel_size) for p in nearest.unique()}
     heat = torch.stack([painted[int(p)] for p in nearest])
     return heat, values[nearest].flatten(1).mean(1)
 
 
-def _paint_fragments(values: torch.Tensor, boxes: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
-    """[7, 7] scores painted into their [7, 7, 4] boxes on a panel whose pixel centres sit at ``ys`` x ``xs``."""
-    top, left, bottom, right = (boxes[..., k].reshape(-1, 1) for k in range(4))  # [49, 1]
-    inside = ((ys >= top) & (ys < bottom))[:, :, None] & ((xs >= left) & (xs < right))[:, None, :]  # [49, ph, pw]
-    painted = (inside * values.reshape(-1, 1, 1)).sum(0) / inside.sum(0).clamp(min=1)
-    return painted.masked_fill(~inside.any(0), float("nan"))
+def _paint_fragments(
+    values: torch.Tensor, boxes: torch.Tensor, frame_size: tuple[int, int], panel_size: tuple[int, int]
+) -> torch.Tensor:
+    """[7, 7] scores painted into their [7, 7, 4] input-pixel boxes on a panel: a panel pixel belongs to
+    a box when its centre, mapped back to the input frame, lies inside it."""
+    scale = torch.tensor([panel_size[0] / frame_size[0], panel_size[1] / frame_size[1]] * 2, dtype=torch.float64)
+    edges = torch.ceil(boxes.reshape(-1, 4) * scale - 0.5).long().tolist()
+    heat = torch.full(panel_size, float("nan"))
+    for value, (top, left, bottom, right) in zip(values.reshape(-1).tolist(), edges):
+        heat[max(top, 0):bottom, max(left, 0):right] = value
+    return heat
 
 
 def aesthetic_heat(extras: dict[str, Any], frames: torch.Tensor, panel_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:

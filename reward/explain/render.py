@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from ..video.sampling import uniform_frame_indices
@@ -46,9 +47,11 @@ def shown_frames(num_frames: int) -> torch.Tensor:
     return uniform_frame_indices(num_frames, min(num_frames, MAX_SHOWN_FRAMES))
 
 
-def _frame_panel(frame: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    pixels = (frame.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    return np.asarray(Image.fromarray(pixels).resize((size[1], size[0]), Image.BILINEAR))
+def panel_frames(video: torch.Tensor, frames: torch.Tensor) -> np.ndarray:
+    """The shown ``frames`` of ``video`` [T, 3, H, W] resized to panel size (antialiased): uint8 [F, ph, pw, 3]."""
+    size = panel_size(*video.shape[-2:])
+    small = F.interpolate(video[frames].float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+    return (small.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _panels(maps: FrameMaps, position: int, frame: np.ndarray) -> list[np.ndarray]:
@@ -70,23 +73,22 @@ def _stack(parts: list[Image.Image | np.ndarray]) -> Image.Image:
     return sheet
 
 
-def contact_sheet(video: torch.Tensor, maps: FrameMaps, caption: Caption) -> Image.Image:
-    """Key frames (columns) x maps (rows), then the chart with the key frames marked, under the caption."""
-    size = panel_size(*video.shape[-2:])
+def contact_sheet(pictures: np.ndarray, maps: FrameMaps, caption: Caption) -> Image.Image:
+    """Key frames (columns) x maps (rows), then the chart with the key frames marked, under the caption.
+    ``pictures`` are the shown frames at panel size (``panel_frames``)."""
     keys = uniform_frame_indices(len(maps.frames), min(KEY_FRAMES, len(maps.frames)))
-    columns = [_panels(maps, int(k), _frame_panel(video[int(maps.frames[k])], size)) for k in keys]
+    columns = [_panels(maps, int(k), pictures[int(k)]) for k in keys]
     rows = [np.concatenate([column[r] for column in columns], axis=1) for r in range(len(columns[0]))]
     width = rows[0].shape[1]
     curves = draw.chart(width, CURVE_ROW_HEIGHT, maps.curves, maps.frames, marks=[int(k) for k in keys])
     return _stack([caption.image(width), *rows, curves])
 
 
-def movie_frames(video: torch.Tensor, maps: FrameMaps, caption: Caption) -> np.ndarray:
+def movie_frames(pictures: np.ndarray, maps: FrameMaps, caption: Caption) -> np.ndarray:
     """uint8 [F, H, W, 3]: for every shown frame its overlays side by side and the chart with a cursor."""
-    size = panel_size(*video.shape[-2:])
     frames, title = [], None
-    for position, index in enumerate(maps.frames.tolist()):
-        row = np.concatenate(_panels(maps, position, _frame_panel(video[index], size)), axis=1)
+    for position, picture in enumerate(pictures):
+        row = np.concatenate(_panels(maps, position, picture), axis=1)
         curves = draw.chart(row.shape[1], CURVE_ROW_HEIGHT, maps.curves, maps.frames, cursor=position)
         title = title or caption.image(row.shape[1])
         frames.append(np.asarray(_stack([title, row, curves])))

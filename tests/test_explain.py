@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 from reward.base import VideoReward
+from reward.errors import RewardInputError
 from reward.explain import explain_video
 from reward.explain.draw import heat_colours
 from reward.explain.maps import nearest_positions, values_per_position
 from reward.output import RewardOutput
+from reward.simple import SimpleConfig, StatisticReward
 from reward.video.io import read_video
 from reward.video.views import aesthetic_view, technical_view
 
@@ -94,3 +97,36 @@ def test_explain_writes_a_png_and_an_mp4_of_the_documented_size(tmp_path):
     movie = read_video(result.mp4)
     assert tuple(movie.shape) == (6, 3, 64 + panel_height + 2 * 56 + 18, 2 * 256)
     assert set(result.scores) == {"score", "technical", "aesthetic"}
+
+
+class _FrameScores(VideoReward):
+    """Per-frame scores only (as PCQA can report): the mean brightness of every second frame."""
+
+    architecture = "test-frame-scores"
+    requires_prompts = False
+    component_names = ("quality",)
+
+    def __init__(self):
+        super().__init__({})
+
+    def _forward(self, videos, prompts, *, return_maps=False):
+        sampled = torch.arange(0, videos.shape[1], 2)
+        per_frame = videos[:, sampled].mean(dim=(2, 3, 4))
+        output = RewardOutput(score=per_frame.mean(1), components={"quality": per_frame.mean(1)})
+        if return_maps:
+            output.extras.update(frame_scores=per_frame, frame_score_indices=sampled)
+        return output
+
+
+def test_explain_draws_per_frame_scores_of_a_reward_without_maps(tmp_path):
+    video = torch.linspace(0, 1, 6).view(6, 1, 1, 1).expand(6, 3, 32, 64).contiguous()
+    result = explain_video(_FrameScores(), video, None, tmp_path)
+    assert result.maps.technical is None and result.maps.aesthetic is None
+    assert result.maps.curves["frame contribution"].tolist() == pytest.approx([0, 0, 0.4, 0.4, 0.8, 0.8], abs=1e-6)
+    assert Image.open(result.png).size == (4 * 256, 64 + 128 + 56 + 18)
+    assert tuple(read_video(result.mp4).shape) == (6, 3, 64 + 128 + 56 + 18, 256)
+
+
+def test_explain_refuses_a_reward_without_maps():
+    with pytest.raises(RewardInputError, match="returns no score maps"):
+        explain_video(StatisticReward(SimpleConfig()), torch.rand(2, 3, 32, 32), None, "unused")

@@ -1,9 +1,10 @@
 """Laying out an explanation: the contact-sheet PNG and the frame-by-frame mp4.
 
 Sizes (``ph`` = panel height = 256 * H / W rounded to an even number, ``m`` = maps the reward has,
-``c`` = curves): the PNG is ``min(4, frames) * 256`` wide and ``64 + m * ph + c * 56 + 18`` high
-(caption, one row of key frames per map, the chart); every mp4 frame is ``max(m, 1) * 256`` wide
-and ``64 + ph + c * 56 + 18`` high, one mp4 frame per shown frame.
+at least 1 (plain frames when it has none), ``c`` = curves): the PNG is ``min(4, frames) * 256``
+wide and ``64 + m * ph + c * 56 + 18`` high (caption, one row of key frames per map, the chart);
+every mp4 frame is ``m * 256`` wide and ``64 + ph + c * 56 + 18`` high, one per shown frame (all
+frames up to 64, else 64 spread evenly).
 """
 from __future__ import annotations
 

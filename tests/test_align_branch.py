@@ -121,25 +121,35 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     plain_param_grad = branch.blip.vision_layers[0].self_attn.qkv.weight.grad.clone()
     branch.zero_grad()
     branch.blip.gradient_checkpointing = branch.gradient_checkpointing = True
+    calls = []
+    branch.adapter.register_forward_pre_hook(lambda *_: calls.append(1))
     ckpt_score, ckpt_grad = _pixel_grads(branch, videos)
+    assert len(calls) == 2, "the adapter is recomputed in backward"
     torch.testing.assert_close(ckpt_score, plain_score)
     torch.testing.assert_close(ckpt_grad, plain_grad)
     torch.testing.assert_close(branch.blip.vision_layers[0].self_attn.qkv.weight.grad, plain_param_grad)
 
 
-def test_reward_checkpointing_in_training_mode_gives_the_same_gradients():
-    model = reward.load("imagereward-tiny", pretrained=False).train()
+@pytest.mark.parametrize("training", [False, True])
+def test_reward_checkpointing_gives_the_same_gradients(training):
+    model = reward.load("imagereward-tiny", pretrained=False).train(training)
     videos = torch.rand(1, 3, 3, 32, 48)
 
+    calls = []
+    model.scorer.blip.text_layers[1].register_forward_pre_hook(lambda *_: calls.append(1))
+
     def pixel_grad():
+        calls.clear()
         torch.manual_seed(1)  # same dropout masks in both runs
         pixels = videos.clone().requires_grad_()
         model(pixels, "a dog").score.sum().backward()
         return pixels.grad
 
     plain = pixel_grad()
+    assert len(calls) == 1
     model.set_gradient_checkpointing(True)
     torch.testing.assert_close(pixel_grad(), plain)
+    assert len(calls) == 2, "the layer is recomputed in backward"
 
 
 def _embedding_sizes(spec: BlipSpec) -> tuple[int, int]:

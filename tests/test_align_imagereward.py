@@ -189,3 +189,15 @@ def test_med_config_sets_text_sizes(golden_dir):
     spec = BlipSpec().with_med_config(golden_dir / "imagereward_small_med_config.json")
     assert (spec.text_width, spec.text_depth, spec.text_heads, spec.text_intermediate) == (64, 2, 4, 128)
     assert (spec.vision_width, spec.vocab_size) == (1024, 30524)
+
+
+def test_official_sizes_avoid_the_three_transformers_traps():
+    with torch.device("meta"):
+        model = reward.load("imagereward", pretrained=False)
+    blip = model.scorer.blip
+    keys = model.scorer.state_dict()
+    assert len(keys) == 625 - 5, "ImageReward.pt minus position_ids and the two unused projections"
+    assert keys["blip.text_encoder.encoder.layer.11.crossattention.self.key.weight"].shape == (768, 1024)
+    assert blip.vision_layers[0].layer_norm1.eps == blip.vision_model.post_layernorm.eps == 1e-6
+    assert blip.text_layers[0].output.LayerNorm.eps == 1e-12
+    assert keys["mlp.layers.0.weight"].shape == (1024, 768) and keys["mlp.layers.7.weight"].shape == (1, 16)

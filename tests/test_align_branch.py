@@ -9,7 +9,7 @@ import torch
 import reward
 from reward.aigcvqa.alignment import ALIGNMENT_TINY, AlignmentBranch, AlignmentConfig, freeze_by_fix_rate
 from reward.aigcvqa.blip import BLIP_TINY, BlipSpec
-from reward.aigcvqa.imagereward_checkpoint import load_imagereward_weights
+from reward.aigcvqa.imagereward_checkpoint import load_imagereward_weights, read_imagereward
 from reward.aigcvqa.preprocess import CLIP_MEAN, CLIP_STD
 from reward.aigcvqa.st_adapter import STAdapter
 from reward.aigcvqa.tokenizer import TINY_VOCAB_SIZE
@@ -67,15 +67,12 @@ def test_st_adapter_rejects_bad_settings():
 
 def test_branch_at_identity_is_imagereward_on_the_reference(golden_dir):
     golden = torch.load(golden_dir / "imagereward_small_golden.pt", weights_only=True)
-    spec = BlipSpec(vision_width=64, vision_depth=2, vision_heads=4, vision_mlp=256)
-    config = AlignmentConfig(
-        blip=spec.with_med_config(golden_dir / "imagereward_small_med_config.json"),
-        num_frames=4,
-        adapter_channels=16,
-        tokenizer=str(golden_dir / "bert-base-uncased" / "vocab.txt"),
-    )
-    branch = AlignmentBranch(config).eval()
-    load_imagereward_weights(branch, golden_dir / "imagereward_small_ImageReward.pt")
+    vision = BlipSpec(vision_width=64, vision_depth=2, vision_heads=4, vision_mlp=256)
+    checkpoint = golden_dir / "imagereward_small_ImageReward.pt"
+    state, spec = read_imagereward(checkpoint, vision, golden_dir / "imagereward_small_med_config.json")
+    vocab = str(golden_dir / "bert-base-uncased" / "vocab.txt")
+    branch = AlignmentBranch(AlignmentConfig(blip=spec, num_frames=4, adapter_channels=16, tokenizer=vocab)).eval()
+    load_imagereward_weights(branch, state, name=str(checkpoint))
     mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
     frames = ((golden["pixel_values"] * std + mean) * 255).round() / 255
     static_videos = frames[:, None].expand(-1, 3, -1, -1, -1)
@@ -207,3 +204,9 @@ def test_tiny_reward_gradients_in_bf16():
     score = model(videos, "a cat").score
     score.sum().backward()
     assert score.dtype == torch.float32 and torch.isfinite(videos.grad).all() and videos.grad.abs().sum() > 0
+
+
+def test_branch_builds_from_a_saved_config_dict():
+    saved = dataclasses.asdict(dataclasses.replace(ALIGNMENT_TINY, adapter_activation="gelu"))
+    branch = AlignmentBranch(saved)
+    assert branch.config.blip == BLIP_TINY and isinstance(branch.adapter.activation, torch.nn.GELU)

@@ -14,9 +14,8 @@ from .imagereward import ImageRewardConfig, ImageRewardVideo
 from .imagereward_checkpoint import (
     CHECKPOINT_NAME,
     HUB_REPO,
-    find_med_config,
     load_imagereward_weights,
-    read_imagereward_checkpoint,
+    read_imagereward,
 )
 from .tokenizer import TINY_VOCAB
 
@@ -37,15 +36,14 @@ def build_imagereward(
     the text-encoder sizes. ``weights=None`` with ``default_weights=None`` keeps random weights.
     """
     source = weights if weights is not None else default_weights
-    state = read_imagereward_checkpoint(source) if source is not None else None
-    if med_config is None and source is not None:
-        med_config = find_med_config(source)
     config = replace_config(base, **overrides)
-    if med_config is not None:
-        config = replace_config(config, blip=config.blip.with_med_config(med_config))
-    model = ImageRewardVideo(config)
-    if state is not None:
-        load_imagereward_weights(model.scorer, state, name=None if isinstance(source, Mapping) else str(source))
+    if source is None:
+        if med_config is not None:
+            config = replace_config(config, blip=config.blip.with_med_config(med_config))
+        return ImageRewardVideo(config)
+    state, spec = read_imagereward(source, config.blip, med_config)
+    model = ImageRewardVideo(replace_config(config, blip=spec))
+    load_imagereward_weights(model.scorer, state, name=None if isinstance(source, Mapping) else str(source))
     return model
 
 

@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,6 +19,7 @@ from torch import nn
 from ..checkpoints import load_state_dict_strict, load_torch_checkpoint, strip_prefix
 from ..errors import WeightsNotFoundError
 from ..weights import is_url, resolve_file
+from .blip import BlipSpec
 
 #: Hub repository of the public release (files ImageReward.pt and med_config.json).
 HUB_REPO = "THUDM/ImageReward"
@@ -77,6 +79,21 @@ def find_med_config(source: str | os.PathLike | Mapping[str, torch.Tensor]) -> P
         return resolve_file(repo_id, filename=MED_CONFIG_NAME, what="ImageReward med_config.json")
     except WeightsNotFoundError:
         return None
+
+
+def read_imagereward(
+    source: str | os.PathLike | Mapping[str, torch.Tensor],
+    spec: BlipSpec,
+    med_config: str | os.PathLike | Mapping[str, Any] | None = None,
+) -> tuple[dict[str, torch.Tensor], BlipSpec]:
+    """The raw state dict at ``source`` and ``spec`` with the text sizes of its ``med_config.json``.
+
+    ``med_config`` is given or found beside the checkpoint (``find_med_config``); without one the
+    spec stays as it is. Build the model from the returned spec, then ``load_imagereward_weights``.
+    """
+    state = read_imagereward_checkpoint(source)
+    med_config = med_config if med_config is not None else find_med_config(source)
+    return state, spec if med_config is None else spec.with_med_config(med_config)
 
 
 def load_imagereward_weights(

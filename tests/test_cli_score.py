@@ -74,3 +74,18 @@ def test_cli_list_shows_rewards_with_metadata(capsys):
     listed = _json_run(capsys, ["list", "--json"])
     entry = next(e for e in listed if e["name"] == "brightness")
     assert entry["components"] == ["brightness"] and entry["score_range"] == [0.0, 1.0]
+
+
+def test_cli_gives_each_video_its_prompt_from_a_prompts_file(tmp_path, capsys):
+    model = reward.load("imagereward-tiny", pretrained=False)
+    model.save_pretrained(tmp_path / "weights")
+    videos = [write_mp4(tmp_path / f"{i}.mp4", seed=i) for i in range(2)]
+    prompts = ["a red fox running through fresh snow", "a cat"]
+    (tmp_path / "prompts.txt").write_text("\n".join(prompts) + "\n")
+    base = ["score", *map(str, videos), "--reward", "imagereward-tiny", "--num-workers", "0", "--no-progress"]
+    assert main(base + ["--random-weights"]) == 2
+    assert "needs a prompt per video" in capsys.readouterr().err
+    result = _json_run(capsys, base + ["--weights", str(tmp_path / "weights"), "--prompts-file", str(tmp_path / "prompts.txt"), "--json"])
+    for record, video, prompt in zip(result["results"], videos, prompts):
+        assert record["prompt"] == prompt
+        assert record["score"] == pytest.approx(model.score(read_video(video)[None], [prompt]).score.item(), abs=1e-6)

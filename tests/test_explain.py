@@ -9,8 +9,9 @@ from PIL import Image
 from reward.base import VideoReward
 from reward.errors import RewardInputError
 from reward.explain import explain_video
-from reward.explain.draw import heat_colours
+from reward.explain.draw import UNSEEN_DIM, heat_colours
 from reward.explain.maps import nearest_positions, values_per_position
+from reward.explain.render import panel_frames
 from reward.output import RewardOutput
 from reward.simple import SimpleConfig, StatisticReward
 from reward.video.io import read_video
@@ -86,6 +87,9 @@ def test_explain_paints_the_technical_map_where_the_fragments_were_cut(tmp_path)
     noisy, clean = sheet[top, centres[1]], sheet[64 + centres[5], centres[5]]
     assert np.abs(noisy - low).sum() < np.abs(noisy - high).sum()
     assert np.abs(clean - high).sum() < np.abs(clean - low).sum()
+    plain = panel_frames(video, result.maps.frames[:1])[0].astype(int)
+    gap = sheet[64 + gaps[5], centres[5]]  # between fragments: the frame, darkened
+    assert np.abs(gap - np.round(plain[gaps[5], centres[5]] * UNSEEN_DIM)).max() <= 1
 
 
 def test_explain_writes_a_png_and_an_mp4_of_the_documented_size(tmp_path):

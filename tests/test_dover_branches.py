@@ -4,23 +4,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reward.aigcvqa.convnext3d import ConvNeXt3D, ConvNeXt3DConfig
 from reward.aigcvqa.dover_checkpoint import load_dover_weights
-from reward.aigcvqa.heads import VQAHead, map_mean
-from reward.aigcvqa.swin3d import SwinTransformer3D, Swin3DConfig, fragment_gate, relative_position_index
+from reward.aigcvqa.heads import map_mean
+from reward.aigcvqa.swin3d import SwinTransformer3D, fragment_gate, relative_position_index
 
-SMALL_SWIN = Swin3DConfig(embed_dim=24, depths=(1, 1, 2, 1), num_heads=(2, 4, 8, 16))
-SMALL_CONVNEXT = ConvNeXt3DConfig(dims=(24, 48, 96, 192), depths=(1, 1, 2, 1))
+from dover_helpers import SMALL_SWIN, normalised_view, small_branches
+
 FEATURE_TOL = dict(atol=1e-4, rtol=1e-4)
-
-
-def small_branches() -> dict[str, torch.nn.Module]:
-    return {
-        "technical_backbone": SwinTransformer3D(SMALL_SWIN),
-        "aesthetic_backbone": ConvNeXt3D(SMALL_CONVNEXT),
-        "technical_head": VQAHead(192, 64),
-        "aesthetic_head": VQAHead(192, 64),
-    }
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +25,6 @@ def branches(golden_dir):
     for module in parts.values():
         module.eval()
     return parts
-
-
-def normalised_view(golden, key: str) -> torch.Tensor:
-    """A [1, 3, T, 224, 224] model input from stored uint8 levels via the exact normalisation table."""
-    levels = golden[key].long()
-    return golden["norm_lut"][torch.arange(3)[:, None, None, None], levels][None]
 
 
 @pytest.fixture(scope="module")

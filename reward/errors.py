@@ -12,3 +12,7 @@ class CheckpointError(RuntimeError):
 
 class WeightsNotFoundError(FileNotFoundError):
     """Weights could not be found locally, on the hub, or at a URL."""
+
+
+class VideoReadError(RewardInputError, OSError):
+    """A video file or frame folder is missing, unreadable, or holds no frames."""

@@ -86,8 +86,8 @@ def test_relative_position_index_is_the_checkpoint_buffer(golden_dir):
 
 def test_fragment_gate_is_an_unclipped_integer_distance():
     """Stage 3 (14x14 tokens, 2x2 per fragment): unshifted gates reach 6, the shifted block's 12 (ids wrap)."""
-    plain = fragment_gate((8, 14, 14), (8, 7, 7), (0, 0, 0), torch.device("cpu"))
-    shifted = fragment_gate((8, 14, 14), (8, 7, 7), (0, 3, 3), torch.device("cpu"))
+    plain = fragment_gate((8, 14, 14), (8, 7, 7), (0, 0, 0), torch.device("cpu"), torch.float32)
+    shifted = fragment_gate((8, 14, 14), (8, 7, 7), (0, 3, 3), torch.device("cpu"), torch.float32)
     assert plain.shape == (4, 392, 392)
     assert int(plain.max()) == 6 and int(shifted.max()) == 12
     assert torch.equal(plain, plain.round()) and int(plain.min()) == 0

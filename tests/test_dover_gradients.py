@@ -76,3 +76,13 @@ def test_odd_sizes_pad_and_clip_windows():
         out = swin(torch.randn(1, 3, 3, 60, 92))
     assert out.shape == (1, 16, 2, 8, 12)
     assert torch.isfinite(out).all()
+
+
+def test_tables_first_built_in_inference_mode_still_allow_autograd():
+    swin = SwinTransformer3D(Swin3DConfig(embed_dim=8, depths=(2,), num_heads=(1,), frag_biases=(True,))).eval()
+    x = torch.randn(1, 3, 2, 44, 44)  # a size no other test uses, so its tables are built here
+    with torch.inference_mode():
+        swin(x)
+    x.requires_grad_(True)
+    swin(x).sum().backward()
+    assert torch.isfinite(x.grad).all()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath
+from timm.layers import DropPath, calculate_drop_path_rates
 from torch import nn
 
 from ..precision import maybe_checkpoint
@@ -94,19 +94,12 @@ class ConvNeXt3D(nn.Module):
                     nn.Conv3d(dims[i - 1], dims[i], kernel_size=(1, 2, 2), stride=(1, 2, 2)),
                 )
             )
-        rates = torch.linspace(0, config.drop_path_rate, sum(config.depths)).tolist()
+        rates = calculate_drop_path_rates(config.drop_path_rate, list(config.depths), stagewise=True)
         kernels = config.inflate_strategy
-        self.stages = nn.ModuleList()
-        for s, depth in enumerate(config.depths):
-            start = sum(config.depths[:s])
-            self.stages.append(
-                nn.Sequential(
-                    *(
-                        ConvNeXtBlock3D(dims[s], int(kernels[j % len(kernels)]), rates[start + j])
-                        for j in range(depth)
-                    )
-                )
-            )
+        self.stages = nn.ModuleList(
+            nn.Sequential(*(ConvNeXtBlock3D(dims[s], int(kernels[j % len(kernels)]), rates[s][j]) for j in range(depth)))
+            for s, depth in enumerate(config.depths)
+        )
         self.norm = nn.LayerNorm(dims[-1], eps=LAYER_NORM_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp
+from timm.layers import DropPath, Mlp, calculate_drop_path_rates
 from torch import nn
 
 from ..precision import maybe_checkpoint
@@ -52,6 +53,14 @@ class Swin3DConfig:
     def num_features(self) -> int:
         """Channels of the output feature map."""
         return self.embed_dim * 2 ** (len(self.depths) - 1)
+
+
+class WindowGeometry(NamedTuple):
+    """How a block tiles its (padded) feature grid: grid ``size``, ``window`` and cyclic ``shift`` (D, H, W)."""
+
+    size: Size3
+    window: Size3
+    shift: Size3
 
 
 def clip_window(size: Size3, window: Size3, shift: Size3) -> tuple[Size3, Size3]:
@@ -108,17 +117,17 @@ def _region_labels(size: int, window: int, shift: int) -> torch.Tensor:
 
 
 @cached_table
-def shift_mask(size: Size3, window: Size3, shift: Size3, device: torch.device) -> torch.Tensor:
+def shift_mask(size: Size3, window: Size3, shift: Size3, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """``[windows, N, N]`` mask: -100 between tokens of different pre-shift regions, else 0."""
     d, h, w = (_region_labels(s, wi, sh) for s, wi, sh in zip(size, window, shift))
     labels = (d[:, None, None] * 9 + h[None, :, None] * 3 + w[None, None, :]).to(device)
     windows = partition_windows(labels[None, ..., None], window)[0, ..., 0]
     different = windows[:, :, None] != windows[:, None, :]
-    return different.float() * SHIFT_MASK_VALUE
+    return (different.float() * SHIFT_MASK_VALUE).to(dtype)
 
 
 @cached_table
-def fragment_gate(size: Size3, window: Size3, shift: Size3, device: torch.device) -> torch.Tensor:
+def fragment_gate(size: Size3, window: Size3, shift: Size3, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """GRPB gate ``[windows, N, N]``: L1 distance of fragment ids between the tokens of a window.
 
     The fragment id of a token is a 1 x Wh x Ww grid of ids stretched (nearest) over the padded
@@ -131,7 +140,7 @@ def fragment_gate(size: Size3, window: Size3, shift: Size3, device: torch.device
     ids = torch.roll(ids, shifts=(-shift[1], -shift[2]), dims=(0, 1))
     ids = ids[None].expand(size[0], -1, -1, -1).contiguous().to(device)
     windows = partition_windows(ids[None], window)[0]
-    return (windows[:, :, None] - windows[:, None, :]).abs().sum(-1).float()
+    return (windows[:, :, None] - windows[:, None, :]).abs().sum(-1).to(dtype)
 
 
 class WindowAttention3D(nn.Module):
@@ -152,33 +161,33 @@ class WindowAttention3D(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
 
-    def position_bias(self, tokens: int, gate: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """``[windows or 1, heads, N, N]`` logit bias: RPB * gate + FPB * (1 - gate) (+ shift mask).
+    def position_bias(self, tokens: int, geometry: WindowGeometry, like: torch.Tensor) -> torch.Tensor:
+        """``[windows or 1, heads, N, N]`` logit bias in ``like``'s dtype: RPB * gate + FPB * (1 - gate),
+        plus the shift mask in shifted blocks; the plain RPB without a fragment table.
 
-        Without a fragment table it is the plain RPB. Like the public model, a clipped window reads
-        the first ``N`` rows and columns of the full-window index.
+        Like the public model, a clipped window reads the first ``N`` rows and columns of the full index.
         """
         index = self.relative_position_index[:tokens, :tokens].reshape(-1)
 
         def lookup(table: torch.Tensor) -> torch.Tensor:
-            return table[index].view(tokens, tokens, -1).permute(2, 0, 1)
+            return table[index].view(tokens, tokens, -1).permute(2, 0, 1).to(like.dtype)
 
         relative = lookup(self.relative_position_bias_table)
+        mask = shift_mask(*geometry, like.device, like.dtype)[:, None] if any(geometry.shift) else None
         if self.fragment_position_bias_table is None:
-            bias = relative[None]
-            return bias if mask is None else bias + mask[:, None]
+            return relative[None] if mask is None else relative + mask
+        gate = fragment_gate(*geometry, like.device, like.dtype)[:, None]
         fragment = lookup(self.fragment_position_bias_table)
-        base = fragment if mask is None else fragment + mask[:, None]
-        return torch.addcmul(base, relative - fragment, gate[:, None])
+        return torch.addcmul(fragment if mask is None else fragment + mask, relative - fragment, gate)
 
-    def forward(self, x: torch.Tensor, gate: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """``x`` [B, windows, N, C]; ``gate`` / ``mask`` [windows, N, N] -> [B, windows, N, C]."""
+    def forward(self, x: torch.Tensor, geometry: WindowGeometry) -> torch.Tensor:
+        """``x`` [B, windows, N, C] tokens of the windows laid out by ``geometry`` -> [B, windows, N, C]."""
         b, n_windows, tokens, channels = x.shape
         head_dim = channels // self.num_heads
         qkv = self.qkv(x).view(b, n_windows, tokens, 3, self.num_heads, head_dim)
         q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)
         logits = (q * head_dim**-0.5) @ k.transpose(-2, -1)
-        logits = logits.add_(self.position_bias(tokens, gate, mask))
+        logits = logits.add_(self.position_bias(tokens, geometry, logits))
         out = logits.softmax(dim=-1) @ v
         return self.proj(out.transpose(2, 3).reshape(b, n_windows, tokens, channels))
 
@@ -207,9 +216,8 @@ class SwinBlock3D(nn.Module):
         shifted = any(shift)
         if shifted:
             x = torch.roll(x, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
-        gate = fragment_gate(padded, window, shift, x.device)
-        mask = shift_mask(padded, window, shift, x.device) if shifted else None
-        out = merge_windows(self.attn(partition_windows(x, window), gate, mask), window, padded)
+        geometry = WindowGeometry(padded, window, shift)
+        out = merge_windows(self.attn(partition_windows(x, window), geometry), window, padded)
         if shifted:
             out = torch.roll(out, shifts=shift, dims=(1, 2, 3))
         return out[:, :d, :h, :w]
@@ -284,12 +292,8 @@ class SwinTransformer3D(nn.Module):
         self.config = config
         self.gradient_checkpointing = False
         self.patch_embed = PatchEmbed3D(config.patch_size, config.in_channels, config.embed_dim)
-        rates = torch.linspace(0, config.drop_path_rate, sum(config.depths)).tolist()
-        starts = [sum(config.depths[:s]) for s in range(len(config.depths))]
-        self.layers = nn.ModuleList(
-            SwinStage3D(config, s, rates[start : start + depth])
-            for s, (start, depth) in enumerate(zip(starts, config.depths))
-        )
+        rates = calculate_drop_path_rates(config.drop_path_rate, list(config.depths), stagewise=True)
+        self.layers = nn.ModuleList(SwinStage3D(config, s, rates[s]) for s in range(len(config.depths)))
         self.norm = nn.LayerNorm(config.num_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import torch
 
-from reward.aigcvqa.convnext3d import ConvNeXt3D, ConvNeXt3DConfig
+from reward.aigcvqa.convnext3d import ConvNeXt3D
+from reward.aigcvqa.dover import dover_tiny_config
 from reward.aigcvqa.heads import VQAHead
-from reward.aigcvqa.swin3d import Swin3DConfig, SwinTransformer3D
+from reward.aigcvqa.swin3d import SwinTransformer3D
 
-#: Sizes of golden_small/dover_small_DOVER.pth (dover_small_config.json).
-SMALL_SWIN = Swin3DConfig(embed_dim=24, depths=(1, 1, 2, 1), num_heads=(2, 4, 8, 16))
-SMALL_CONVNEXT = ConvNeXt3DConfig(dims=(24, 48, 96, 192), depths=(1, 1, 2, 1))
+#: Sizes of golden_small/dover_small_DOVER.pth, which are the dover-tiny sizes (test_dover_config checks it).
+SMALL_SWIN = dover_tiny_config().technical
+SMALL_CONVNEXT = dover_tiny_config().aesthetic
 
 
 def small_branches() -> dict[str, torch.nn.Module]:

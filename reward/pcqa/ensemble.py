@@ -59,6 +59,15 @@ class PCQAEnsemble(VideoReward):
         if not members:
             raise ValueError("from_members needs at least one PCQAReward.")
         config = PCQAEnsembleConfig(members=[m.config for m in members], flip_tta=flip_tta)
+        reference = members[0].prompt_encoder.state_dict()
+        for index, member in enumerate(members[1:], start=1):
+            state = member.prompt_encoder.state_dict()
+            if state.keys() != reference.keys() or not all(torch.equal(state[k], reference[k]) for k in reference):
+                raise ValueError(
+                    f"member {index} has other text-tower weights than member 0; an ensemble shares one frozen "
+                    "prompt encoder. Build members with the same pretrained towers (or the same seed / "
+                    "prompt_encoder=members[0].prompt_encoder for random ones)."
+                )
         ensemble = cls(config, prompt_encoder=members[0].prompt_encoder, scorers=[m.scorer for m in members])
         return ensemble.to(members[0].device)
 

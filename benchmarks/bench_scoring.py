@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 import reward
-from reward.checkpoints import atomic_write_text
 from reward.scoring import discover_videos, score_videos
 from reward.video.io import write_video
+from results_file import write_section
 
 HEADING = "## Scoring throughput"
 
@@ -59,18 +59,6 @@ def table(args: argparse.Namespace, rows: list[tuple[int, int, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the "Scoring throughput" section of ``path``, keeping every other section."""
-    text = path.read_text() if path.is_file() else "# Benchmark results\n"
-    start = text.find(HEADING)
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    atomic_write_text(path, text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reward", default="dover-tiny")
@@ -94,7 +82,7 @@ def main() -> None:
     section = table(args, rows)
     print(section)
     if args.write:
-        write_section(args.write, section)
+        write_section(args.write, HEADING, section)
 
 
 if __name__ == "__main__":

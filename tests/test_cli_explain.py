@@ -1,4 +1,4 @@
-"""``aigc-reward score`` and ``explain`` with the tiny DOVER (random weights) on an mp4 written by the test."""
+"""``aigc-reward score`` and ``explain`` with tiny random models on an mp4 written by the test."""
 from __future__ import annotations
 
 import json
@@ -26,3 +26,14 @@ def test_cli_scores_and_explains_an_mp4_with_dover_tiny(tmp_path, capsys):
     chart = 2 * CURVE_ROW_HEIGHT + 18
     assert Image.open(result["png"]).size == (4 * PANEL_WIDTH, CAPTION_HEIGHT + 2 * panel + chart)
     assert tuple(read_video(result["mp4"]).shape) == (6, 3, CAPTION_HEIGHT + panel + chart, 2 * PANEL_WIDTH)
+
+
+def test_cli_explains_pcqa_frame_by_frame(tmp_path, capsys):
+    video = write_mp4(tmp_path / "clip.mp4", frames=5, height=32, width=48)
+    argv = ["explain", str(video), "--prompt", "a test clip", "--reward", "pcqa-tiny", "--random-weights", "--out", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["scores"]) == {"score", "quality"}
+    panel = 2 * round(PANEL_WIDTH * 32 / 48 / 2)
+    assert Image.open(result["png"]).size == (4 * PANEL_WIDTH, CAPTION_HEIGHT + panel + CURVE_ROW_HEIGHT + 18)
+    assert tuple(read_video(result["mp4"]).shape) == (5, 3, CAPTION_HEIGHT + panel + CURVE_ROW_HEIGHT + 18, PANEL_WIDTH)

@@ -5,7 +5,9 @@ The contract a reward meets to be explained, all for ``return_maps=True``:
 * technical: ``technical_map`` [B, clips, T', 7, 7] (or [B, clips, 7, 7]), ``technical_frame_indices``
   [clips*clip_len] and ``fragment_boxes`` [B, 7, 7, chunks, 4] (top, left, bottom, right in input pixels);
 * aesthetic: ``aesthetic_map`` [B, ..., T'', h, w] over the whole (resized) frame and ``aesthetic_frame_indices``;
-* per-frame contributions (e.g. PCQA): ``frame_scores`` [B, P] for the frames ``frame_score_indices`` [P].
+* per-frame contributions: ``frame_scores`` [B, P] for the frames ``frame_score_indices`` [P].
+
+A reward without any of these is explained by ``frames_alone``: every shown frame scored as an image.
 
 Sampled position ``p`` of a clip sequence of ``P`` frames belongs to clip ``p // clip_len``, to
 time cell ``(p % clip_len) * T' // clip_len`` of its map, and to fragment chunk ``p * chunks // P``.
@@ -19,6 +21,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+#: Frames scored together when a reward without maps scores every shown frame alone.
+FRAMES_ALONE_BATCH = 8
 TECHNICAL_KEYS = ("technical_map", "technical_frame_indices", "fragment_boxes")
 AESTHETIC_KEYS = ("aesthetic_map", "aesthetic_frame_indices")
 FRAME_SCORE_KEYS = ("frame_scores", "frame_score_indices")
@@ -112,3 +116,12 @@ def frame_maps(extras: dict[str, Any], frames: torch.Tensor, frame_size: tuple[i
             finite = heat[torch.isfinite(heat)]
             maps.ranges[name] = (float(finite.min()), float(finite.max()))
     return maps
+
+
+def frames_alone(model: Any, video: torch.Tensor, frames: torch.Tensor, prompt: str | None) -> dict[str, torch.Tensor]:
+    """Every component (the score when there are none) of each shown frame scored alone as an image (T = 1)."""
+    parts = []
+    for chunk in frames.split(FRAMES_ALONE_BATCH):
+        output = model.score(video[chunk][:, None], [prompt] * len(chunk) if prompt else None)
+        parts.append(output.components or {"score": output.score})
+    return {f"{name} (frame alone)": torch.cat([p[name] for p in parts]).float().cpu() for name in parts[0]}

@@ -29,7 +29,7 @@ from ..outputs import to_videos
 #: How a family's VAE can decode a subset of frames (class attribute ``frame_decoding``).
 PER_FRAME = "per-frame"  # 2-D VAE on each latent frame: only the selected frames are decoded
 CAUSAL = "causal"  # causal 3-D VAE: the latent prefix up to the last selected frame is decoded
-FULL = "full"  # non-causal 3-D VAE: every frame is decoded, then the selection is taken
+FULL = "full"  # 3-D VAE not causal in time: every frame is decoded, then the selection is taken
 
 
 class UnsupportedPipelineError(TypeError):
@@ -142,7 +142,7 @@ class VideoPipelineAdapter:
         return (num_frames - 1) // self.temporal_compression + 1
 
     def num_video_frames(self, num_latent_frames: int) -> int:
-        """Frames the VAE decodes from ``num_latent_frames`` latent frames."""
+        """Frames the VAE decodes from ``num_latent_frames`` latent frames (the usual 1 + r (F - 1))."""
         if self.temporal_compression == 1:
             return num_latent_frames
         return (num_latent_frames - 1) * self.temporal_compression + 1
@@ -273,15 +273,18 @@ class VideoPipelineAdapter:
                 "convert pipeline latents with adapter.from_pipeline_latents(...)"
             )
         selection = as_frame_selection(frames)
-        total = self.num_video_frames(latents.shape[2])
-        indices = selection.resolve(total, generator=generator).to(latents.device)
-        if self.frame_decoding == PER_FRAME:
-            decoded = self._vae_decode(latents.index_select(2, indices), generator)
-        elif self.frame_decoding == CAUSAL:
-            needed = self.latent_frame_of(int(indices.max())) + 1
-            decoded = self._vae_decode(latents[:, :, :needed], generator).index_select(2, indices)
+        if self.frame_decoding == FULL:
+            decoded = self._vae_decode(latents, generator)
+            indices = selection.resolve(decoded.shape[2], generator=generator).to(decoded.device)
+            decoded = decoded.index_select(2, indices)
         else:
-            decoded = self._vae_decode(latents, generator).index_select(2, indices)
+            total = self.num_video_frames(latents.shape[2])
+            indices = selection.resolve(total, generator=generator).to(latents.device)
+            if self.frame_decoding == PER_FRAME:
+                decoded = self._vae_decode(latents.index_select(2, indices), generator)
+            else:
+                needed = self.latent_frame_of(int(indices.max())) + 1
+                decoded = self._vae_decode(latents[:, :, :needed], generator).index_select(2, indices)
         return (decoded.float().permute(0, 2, 1, 3, 4) / 2 + 0.5).clamp(0, 1)
 
     def _vae_decode(self, latents: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -1,0 +1,238 @@
+"""Family adapters on tiny offline pipelines: output normalisation, differentiable decode equal to the
+pipeline's own output, the custom denoising loop equal to the pipeline's, frame subsets, gradients."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+import reward
+from integrations.diffusers import (
+    TINY_FAMILIES,
+    FrameSelection,
+    UnsupportedPipelineError,
+    adapter_for,
+    build_tiny_pipeline,
+    supported_pipelines,
+    tiny_generation_kwargs,
+    to_videos,
+)
+from integrations.diffusers.adapters import CAUSAL, FULL, PER_FRAME
+
+PROMPTS = ["a red fox in snow", "a cat on a boat"]
+SEEDS = (11, 12)
+STEPS = 2
+GUIDANCE = 4.0
+SIZE_KEYS = ("num_frames", "height", "width")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models are dominated by thread start-up on a shared 2-core machine: run them on one thread."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@dataclass
+class FamilyRun:
+    """One tiny pipeline, its adapter, and the pipeline's own outputs for fixed seeds."""
+
+    family: str
+    pipe: object
+    adapter: object
+    size: dict
+    call_kwargs: dict
+    pt: torch.Tensor
+    latents: torch.Tensor  # canonical
+
+    def generators(self) -> list[torch.Generator]:
+        return [torch.Generator().manual_seed(seed) for seed in SEEDS]
+
+    def run(self, output_type: str):
+        return self.pipe(PROMPTS, generator=self.generators(), output_type=output_type, **self.call_kwargs)
+
+
+@pytest.fixture(scope="module", params=TINY_FAMILIES)
+def run(request) -> FamilyRun:
+    family = request.param
+    pipe = build_tiny_pipeline(family, seed=0)
+    kwargs = tiny_generation_kwargs(family)
+    size = {key: kwargs[key] for key in SIZE_KEYS}
+    call_kwargs = dict(kwargs, num_inference_steps=STEPS, guidance_scale=GUIDANCE)
+    adapter = adapter_for(pipe)
+    partial = FamilyRun(family, pipe, adapter, size, call_kwargs, torch.empty(0), torch.empty(0))
+    partial.pt = partial.run("pt").frames
+    partial.latents = adapter.from_pipeline_latents(partial.run("latent").frames, **size)
+    return partial
+
+
+def test_adapter_for_matches_family(run):
+    assert adapter_for(run.pipe).family == run.family
+    assert type(run.pipe).__name__ in run.adapter.pipeline_class_names
+
+
+def test_output_types_normalise_to_the_same_videos(run):
+    videos = run.adapter.videos_from_output(run.pt)
+    batch, frames, channels, height, width = videos.shape
+    assert (batch, channels, height, width) == (len(PROMPTS), 3, run.size["height"], run.size["width"])
+    assert frames == run.size["num_frames"]
+    assert videos.dtype == torch.float32 and 0 <= float(videos.min()) and float(videos.max()) <= 1
+    from_np = run.adapter.videos_from_output(run.run("np"))
+    assert torch.allclose(from_np, videos, atol=1e-6)
+    from_pil = run.adapter.videos_from_output(run.run("pil").frames)
+    assert torch.allclose(from_pil, videos, atol=1 / 255 + 1e-6)
+
+
+def test_decode_equals_pipeline_output_and_passes_gradients(run):
+    latents = run.latents.clone().requires_grad_(True)
+    videos = run.adapter.decode(latents)
+    assert videos.shape == run.pt.shape
+    assert torch.allclose(videos, run.pt, atol=1e-4)
+    videos.mean().backward()
+    assert torch.isfinite(latents.grad).all() and float(latents.grad.abs().sum()) > 0
+
+
+def test_custom_loop_reproduces_the_pipeline_latents(run):
+    extras = {k: v for k, v in run.call_kwargs.items() if k == "prompt_template"}
+    adapter = run.adapter
+    conditioning = adapter.encode_prompt(
+        PROMPTS, max_sequence_length=run.call_kwargs.get("max_sequence_length"), **extras
+    )
+    timesteps = adapter.set_timesteps(STEPS, **run.size)
+    latents = adapter.prepare_latents(len(PROMPTS), **run.size, generator=run.generators())
+    assert tuple(latents.shape) == adapter.latent_shape(len(PROMPTS), **run.size)
+    with torch.no_grad():
+        for t in timesteps:
+            prediction = adapter.denoiser_forward(latents, t, conditioning, GUIDANCE)
+            latents = adapter.scheduler_step(prediction, t, latents)
+    assert torch.allclose(latents, run.latents, atol=1e-5)
+    round_trip = adapter.from_pipeline_latents(adapter.to_pipeline_latents(latents), **run.size)
+    assert torch.equal(round_trip, latents)
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [FrameSelection.first(2), FrameSelection.stride(2, offset=1), FrameSelection.explicit([-1, 0]),
+     FrameSelection.uniform(3), FrameSelection.random(2, seed=5)],
+    ids=["first", "stride", "explicit", "uniform", "random"],
+)
+def test_frame_subset_equals_the_same_frames_of_the_full_decode(run, selection):
+    with torch.no_grad():
+        part = run.adapter.decode(run.latents, selection)
+    indices = selection.resolve(run.pt.shape[1])
+    assert torch.allclose(part, run.pt[:, indices], atol=1e-4)
+
+
+def test_frame_subset_decodes_only_the_latent_frames_it_needs(run):
+    seen: list[int] = []
+    vae = run.adapter.vae
+    original = vae.decode
+
+    def recording_decode(latents, *args, **kwargs):
+        seen.append(latents.shape[2] if latents.ndim == 5 else latents.shape[0])
+        return original(latents, *args, **kwargs)
+
+    vae.decode = recording_decode
+    try:
+        with torch.no_grad():
+            run.adapter.decode(run.latents, FrameSelection.first(1))
+    finally:
+        del vae.decode
+    # per-frame VAEs see one 2-D latent per video; causal ones a 1-frame prefix; others every latent frame
+    expected = {PER_FRAME: [len(PROMPTS)], CAUSAL: [1], FULL: [run.latents.shape[2]]}
+    assert seen == expected[run.adapter.frame_decoding]
+
+
+def test_reward_gradient_reaches_the_denoiser(run):
+    """One differentiable step + decode + reward: what reward backprop fine-tuning runs."""
+    adapter = run.adapter
+    extras = {k: v for k, v in run.call_kwargs.items() if k == "prompt_template"}
+    conditioning = adapter.encode_prompt(PROMPTS, max_sequence_length=run.call_kwargs.get("max_sequence_length"), **extras)
+    timesteps = adapter.set_timesteps(STEPS, **run.size)
+    latents = adapter.prepare_latents(len(PROMPTS), **run.size, generator=run.generators())
+    adapter.denoiser.zero_grad()
+    prediction = adapter.denoiser_forward(latents, timesteps[0], conditioning, GUIDANCE)
+    latents = adapter.scheduler_step(prediction, timesteps[0], latents)
+    videos = adapter.decode(latents, FrameSelection.uniform(2))
+    assert videos.shape[1] == 2
+    reward.load("brightness")(videos).score.sum().backward()
+    grads = [p.grad for p in adapter.denoiser.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+    adapter.denoiser.zero_grad()
+
+
+def test_unsupported_pipeline_names_the_supported_ones():
+    class StableDiffusionPipeline:
+        pass
+
+    with pytest.raises(UnsupportedPipelineError, match="WanPipeline") as error:
+        adapter_for(StableDiffusionPipeline())
+    assert "StableDiffusionPipeline" in str(error.value)
+    for name in ("TextToVideoSDPipeline", "AnimateDiffPipeline", "CogVideoXPipeline", "LTXPipeline"):
+        assert name in supported_pipelines() and name in str(error.value)
+
+
+def test_subclass_of_a_supported_pipeline_gets_its_adapter():
+    pipe = build_tiny_pipeline("wan")
+    pipe.__class__ = type("MyWanPipeline", (type(pipe),), {})
+    assert adapter_for(pipe).family == "wan"
+
+
+def test_mismatched_latents_and_prompts_are_refused():
+    adapter = adapter_for(build_tiny_pipeline("wan"))
+    size = {k: tiny_generation_kwargs("wan")[k] for k in SIZE_KEYS}
+    conditioning = adapter.encode_prompt(["one prompt"], max_sequence_length=16)
+    latents = adapter.prepare_latents(2, **size)
+    with pytest.raises(ValueError, match="repeat"):
+        adapter.denoiser_forward(latents, adapter.set_timesteps(2, **size)[0], conditioning, GUIDANCE)
+    assert conditioning.repeat(2).batch_size == 2 and conditioning.repeat(2).negative.batch_size == 2
+
+
+def test_to_videos_accepts_every_layout():
+    pt = torch.rand(2, 3, 3, 4, 5)
+    channels_last = pt.permute(0, 1, 3, 4, 2).numpy()
+    uint8 = (channels_last * 255).round().astype(np.uint8)
+    from PIL import Image
+
+    pil = [[Image.fromarray(frame) for frame in video] for video in uint8]
+    assert torch.equal(to_videos(pt), pt)
+    assert torch.allclose(to_videos(channels_last), pt)
+    assert torch.allclose(to_videos(uint8), pt, atol=0.5 / 255 + 1e-6)
+    assert torch.allclose(to_videos(pil), pt, atol=0.5 / 255 + 1e-6)
+    assert torch.allclose(to_videos(pil[0]), pt[:1], atol=0.5 / 255 + 1e-6)
+    assert torch.equal(to_videos((pt,)), pt) and torch.equal(to_videos(pt[0]), pt[:1])
+    assert torch.allclose(to_videos([video for video in channels_last]), pt)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [(torch.rand(2, 3, 4, 5, 6, 7), "not a batch of videos"), (torch.rand(1, 2, 4, 5, 6), "RGB"), ([], "no videos"),
+     (torch.randint(0, 9, (1, 2, 3, 4, 4)), "uint8")],
+)
+def test_to_videos_errors_say_what_was_expected(bad, message):
+    with pytest.raises(ValueError, match=message):
+        to_videos(bad)
+
+
+def test_frame_selection_rules_and_errors():
+    assert FrameSelection.stride(3, offset=1).resolve(8).tolist() == [1, 4, 7]
+    assert FrameSelection.first(3).resolve(8).tolist() == [0, 1, 2]
+    assert FrameSelection.explicit([-1, 2]).resolve(5).tolist() == [4, 2]
+    drawn = FrameSelection.random(3).resolve(10, generator=torch.Generator().manual_seed(0))
+    assert drawn.tolist() == sorted(set(drawn.tolist())) and len(drawn) == 3
+    assert torch.equal(FrameSelection.random(3, seed=1).resolve(10), FrameSelection.random(3, seed=1).resolve(10))
+    with pytest.raises(ValueError, match="at most 4"):
+        FrameSelection.first(5).resolve(4)
+    with pytest.raises(ValueError, match="outside"):
+        FrameSelection.explicit([7]).resolve(4)
+    with pytest.raises(ValueError, match="count >= 1"):
+        FrameSelection.uniform(0)
+    from integrations.diffusers.frames import as_frame_selection
+
+    with pytest.raises(TypeError, match="FrameSelection"):
+        as_frame_selection(3)

@@ -236,3 +236,62 @@ def test_frame_selection_rules_and_errors():
 
     with pytest.raises(TypeError, match="FrameSelection"):
         as_frame_selection(3)
+
+
+def _custom_loop(adapter, prompts, size, generators, steps=STEPS, guidance=GUIDANCE, **encode_kwargs):
+    conditioning = adapter.encode_prompt(prompts, **encode_kwargs)
+    latents = adapter.prepare_latents(len(prompts), **size, generator=generators)
+    with torch.no_grad():
+        for t in adapter.set_timesteps(steps, **size):
+            latents = adapter.scheduler_step(adapter.denoiser_forward(latents, t, conditioning, guidance), t, latents)
+    return latents
+
+
+def test_wan_two_expert_loop_switches_experts_like_the_pipeline():
+    from diffusers import WanPipeline
+
+    base = build_tiny_pipeline("wan", seed=0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        expert = type(base.transformer)(**base.transformer.config).eval()
+    pipe = WanPipeline(
+        tokenizer=base.tokenizer, text_encoder=base.text_encoder, vae=base.vae, scheduler=base.scheduler,
+        transformer=base.transformer, transformer_2=expert, boundary_ratio=0.5,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    kwargs = tiny_generation_kwargs("wan")
+    size = {k: kwargs[k] for k in SIZE_KEYS}
+    steps = 4
+    expected = pipe(PROMPTS, generator=[torch.Generator().manual_seed(s) for s in SEEDS], output_type="latent",
+                    num_inference_steps=steps, guidance_scale=GUIDANCE, **kwargs).frames
+    adapter = adapter_for(pipe)
+    generators = [torch.Generator().manual_seed(s) for s in SEEDS]
+    latents = _custom_loop(adapter, PROMPTS, size, generators, steps=steps, max_sequence_length=16)
+    assert torch.allclose(latents, expected, atol=1e-5)
+    single_expert = _custom_loop(adapter_for(base), PROMPTS, size, [torch.Generator().manual_seed(s) for s in SEEDS],
+                                 steps=steps, max_sequence_length=16)
+    assert not torch.allclose(single_expert, expected, atol=1e-3)
+
+
+def test_ltx_decode_noise_matches_the_pipeline_for_timestep_conditioned_vaes():
+    from diffusers import AutoencoderKLLTXVideo
+
+    from integrations.diffusers.adapters import LTXAdapter
+
+    pipe = build_tiny_pipeline("ltx")
+    config = {key: value for key, value in pipe.vae.config.items() if not key.startswith("_")}
+    pipe.vae = AutoencoderKLLTXVideo(**{**config, "timestep_conditioning": True})
+    pipe.vae.use_framewise_decoding = False
+    kwargs = tiny_generation_kwargs("ltx")
+    size = {k: kwargs[k] for k in SIZE_KEYS}
+    call = dict(kwargs, num_inference_steps=STEPS, guidance_scale=GUIDANCE)
+    expected = pipe("a fox", generator=torch.Generator().manual_seed(3), output_type="pt",
+                    decode_timestep=0.05, decode_noise_scale=0.5, **call).frames
+    packed = pipe("a fox", generator=torch.Generator().manual_seed(3), output_type="latent", **call).frames
+    adapter = LTXAdapter(pipe, decode_timestep=0.05, decode_noise_scale=0.5)
+    latents = adapter.from_pipeline_latents(packed, **size)
+    generator = torch.Generator().manual_seed(3)
+    torch.randn(latents.shape, generator=generator)  # the pipeline drew its initial noise from it first
+    assert torch.allclose(adapter.decode(latents, generator=generator), expected, atol=1e-4)
+    other_noise = adapter.decode(latents, generator=torch.Generator().manual_seed(4))
+    assert float((other_noise - expected).abs().max()) > 1e-2

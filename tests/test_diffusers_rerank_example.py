@@ -65,3 +65,16 @@ def test_prompts_come_from_flags_and_file(tmp_path):
     assert real.model == module.DEFAULT_MODEL == "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
     with pytest.raises(SystemExit):
         module.parse_args(["--n", "2"])
+
+
+def test_model_from_a_local_folder_loads_in_the_dtype_with_the_wan_vae_in_float32(tmp_path):
+    import torch
+
+    from integrations.diffusers import build_tiny_pipeline
+
+    build_tiny_pipeline("wan").save_pretrained(tmp_path / "wan")
+    module = _example_module()
+    args = module.parse_args(["--prompt", "a fox", "--model", str(tmp_path / "wan"), "--dtype", "bfloat16", "--device", "cpu"])
+    pipe = module.load_pipeline(args)
+    assert type(pipe).__name__ == "WanPipeline"
+    assert pipe.transformer.dtype == torch.bfloat16 and pipe.vae.dtype == torch.float32

@@ -166,6 +166,22 @@ def test_reward_gradient_reaches_the_denoiser(run):
     adapter.denoiser.zero_grad()
 
 
+def test_per_sample_timesteps_equal_separate_calls(run):
+    """DDPO re-evaluates stored trajectories with one timestep per sample."""
+    adapter = run.adapter
+    extras = {k: v for k, v in run.call_kwargs.items() if k == "prompt_template"}
+    conditioning = adapter.encode_prompt(PROMPTS, max_sequence_length=run.call_kwargs.get("max_sequence_length"), **extras)
+    timesteps = adapter.set_timesteps(STEPS, **run.size)
+    latents = adapter.prepare_latents(len(PROMPTS), **run.size, generator=run.generators())
+    with torch.no_grad():
+        together = adapter.denoiser_forward(latents, timesteps[:2], conditioning, GUIDANCE)
+        apart = [
+            adapter.denoiser_forward(latents[i : i + 1], timesteps[i], conditioning.select(slice(i, i + 1)), GUIDANCE)
+            for i in range(2)
+        ]
+    assert torch.allclose(together, torch.cat(apart), atol=1e-5)
+
+
 def test_unsupported_pipeline_names_the_supported_ones():
     class StableDiffusionPipeline:
         pass

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .base import PER_FRAME, PromptEmbeddings, VideoPipelineAdapter, check_batch
+from .base import PER_FRAME, PromptEmbeddings, VideoPipelineAdapter, check_batch, expand_timestep, is_scalar_timestep
 
 
 class UNetVideoAdapter(VideoPipelineAdapter):
@@ -36,9 +36,11 @@ class UNetVideoAdapter(VideoPipelineAdapter):
         check_batch(latents, prompt_embeds)
         cfg = self.uses_guidance(prompt_embeds, guidance_scale)
         model_input = torch.cat([latents, latents]) if cfg else latents
-        model_input = self.scheduler.scale_model_input(model_input, t)
+        if is_scalar_timestep(t):
+            model_input = self.scheduler.scale_model_input(model_input, t)
         context = self._conditioning(prompt_embeds, cfg, latents.shape[2]).to(self.device, self.dtype)
-        prediction = self.denoiser(model_input.to(self.dtype), t, encoder_hidden_states=context, return_dict=False)[0]
+        timestep = expand_timestep(t, model_input.shape[0], self.device)
+        prediction = self.denoiser(model_input.to(self.dtype), timestep, encoder_hidden_states=context, return_dict=False)[0]
         prediction = prediction.float()
         if cfg:
             unconditional, conditional = prediction.chunk(2)

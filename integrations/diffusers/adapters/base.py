@@ -62,6 +62,15 @@ class PromptEmbeddings:
             self.negative.to(device, dtype) if self.negative is not None else None,
         )
 
+    def select(self, index: slice | Sequence[int] | torch.Tensor) -> "PromptEmbeddings":
+        """The conditioning of some samples (a slice or indices along the batch)."""
+
+        def pick(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else tensor[index]
+
+        negative = self.negative.select(index) if self.negative is not None else None
+        return replace(self, embeds=pick(self.embeds), attention_mask=pick(self.attention_mask), pooled=pick(self.pooled), negative=negative)
+
     def repeat(self, times: int) -> "PromptEmbeddings":
         """Each prompt ``times`` times in a row (``repeat_interleave``), for several samples per prompt."""
 
@@ -79,6 +88,21 @@ def check_batch(latents: torch.Tensor, prompt_embeds: PromptEmbeddings) -> None:
             f"latents hold {latents.shape[0]} samples but prompt_embeds {prompt_embeds.batch_size}; "
             "use prompt_embeds.repeat(k) for k samples per prompt"
         )
+
+
+def expand_timestep(t: torch.Tensor | float, batch_size: int, device: torch.device | None = None) -> torch.Tensor:
+    """One timestep per sample of a model call: a scalar is broadcast; per-sample values ``[B]`` are
+    tiled over a CFG-doubled batch (``[negative; positive]`` halves get the same values)."""
+    t = torch.as_tensor(t, device=device).reshape(-1)
+    if t.numel() == 1:
+        return t.reshape(()).expand(batch_size)
+    if batch_size % t.numel():
+        raise ValueError(f"got {t.numel()} timesteps for a model batch of {batch_size}; pass one per sample or a scalar")
+    return t.repeat(batch_size // t.numel())
+
+
+def is_scalar_timestep(t: torch.Tensor | float) -> bool:
+    return torch.as_tensor(t).numel() == 1
 
 
 def _as_list(prompts: Sequence[str] | str) -> list[str]:
@@ -233,7 +257,12 @@ class VideoPipelineAdapter:
         self, latents: torch.Tensor, t: torch.Tensor, prompt_embeds: PromptEmbeddings, guidance_scale: float = 1.0, **kwargs: Any
     ) -> torch.Tensor:
         """The denoiser's prediction at timestep ``t`` (CFG applied when ``prompt_embeds.negative`` is set
-        and ``guidance_scale > 1``), canonical layout, float32. Differentiable w.r.t. the denoiser."""
+        and ``guidance_scale > 1``), canonical layout, float32. Differentiable w.r.t. the denoiser.
+
+        ``t`` is a scalar or one timestep per sample ``[B]`` (DDPO re-evaluates stored trajectories).
+        The scheduler's ``scale_model_input`` is applied for scalar ``t`` only; it is the identity for
+        the DDIM / DPM / UniPC / flow-matching schedulers these pipelines use.
+        """
         raise NotImplementedError
 
     def scheduler_step(
@@ -245,7 +274,7 @@ class VideoPipelineAdapter:
         generator: torch.Generator | None = None,
         eta: float = 0.0,
     ) -> torch.Tensor:
-        """Latents at the next timestep (``eta`` only matters for DDIM-type schedulers)."""
+        """Latents at the next timestep (``eta`` only matters for DDIM-type schedulers); scalar ``t``."""
         return self.scheduler.step(model_output, t, latents, return_dict=False)[0]
 
     @staticmethod

@@ -5,7 +5,7 @@ from typing import Any
 
 import torch
 
-from .base import FULL, PromptEmbeddings, VideoPipelineAdapter, check_batch
+from .base import FULL, PromptEmbeddings, VideoPipelineAdapter, check_batch, expand_timestep, is_scalar_timestep
 
 
 class CogVideoXAdapter(VideoPipelineAdapter):
@@ -73,7 +73,8 @@ class CogVideoXAdapter(VideoPipelineAdapter):
         cfg = self.uses_guidance(prompt_embeds, guidance_scale)
         model_input = self.to_pipeline_latents(latents)
         model_input = torch.cat([model_input, model_input]) if cfg else model_input
-        model_input = self.scheduler.scale_model_input(model_input, t)
+        if is_scalar_timestep(t):
+            model_input = self.scheduler.scale_model_input(model_input, t)
         context = torch.cat([prompt_embeds.negative.embeds, prompt_embeds.embeds]) if cfg else prompt_embeds.embeds
         rotary = None
         if self.denoiser.config.use_rotary_positional_embeddings:
@@ -83,7 +84,7 @@ class CogVideoXAdapter(VideoPipelineAdapter):
             )
         prediction = self.denoiser(
             hidden_states=model_input.to(self.dtype), encoder_hidden_states=context.to(self.device, self.dtype),
-            timestep=t.expand(model_input.shape[0]), image_rotary_emb=rotary, return_dict=False,
+            timestep=expand_timestep(t, model_input.shape[0], self.device), image_rotary_emb=rotary, return_dict=False,
         )[0].float()
         if cfg:
             unconditional, conditional = prediction.chunk(2)

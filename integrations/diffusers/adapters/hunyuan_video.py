@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import FULL, PromptEmbeddings, VideoPipelineAdapter, check_batch
+from .base import FULL, PromptEmbeddings, VideoPipelineAdapter, check_batch, expand_timestep
 
 
 class HunyuanVideoAdapter(VideoPipelineAdapter):
@@ -63,7 +63,7 @@ class HunyuanVideoAdapter(VideoPipelineAdapter):
         check_batch(latents, prompt_embeds)
         batch = latents.shape[0]
         guidance = torch.full((batch,), guidance_scale * 1000.0, device=self.device, dtype=self.dtype)
-        timestep = t.expand(batch).to(latents.dtype)
+        timestep = expand_timestep(t, batch, self.device).to(latents.dtype)
         model_input = latents.to(self.dtype)
 
         def predict(embeds: PromptEmbeddings) -> torch.Tensor:

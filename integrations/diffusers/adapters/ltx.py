@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import FULL, PromptEmbeddings, VideoPipelineAdapter, check_batch
+from .base import FULL, PromptEmbeddings, VideoPipelineAdapter, check_batch, expand_timestep
 
 
 class LTXAdapter(VideoPipelineAdapter):
@@ -96,7 +96,7 @@ class LTXAdapter(VideoPipelineAdapter):
         ratio_t, ratio_s = self.temporal_compression, self.vae_spatial_compression
         prediction = self.denoiser(
             hidden_states=tokens.to(self.dtype), encoder_hidden_states=context.to(self.device, self.dtype),
-            timestep=t.expand(tokens.shape[0]), encoder_attention_mask=mask.to(self.device),
+            timestep=expand_timestep(t, tokens.shape[0], self.device), encoder_attention_mask=mask.to(self.device),
             num_frames=latents.shape[2], height=latents.shape[3], width=latents.shape[4],
             rope_interpolation_scale=(ratio_t / frame_rate, ratio_s, ratio_s), return_dict=False,
         )[0].float()

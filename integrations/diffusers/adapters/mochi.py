@@ -5,7 +5,7 @@ from typing import Any
 
 import torch
 
-from .base import CAUSAL, PromptEmbeddings, VideoPipelineAdapter, check_batch
+from .base import CAUSAL, PromptEmbeddings, VideoPipelineAdapter, check_batch, expand_timestep
 
 
 class MochiAdapter(VideoPipelineAdapter):
@@ -54,7 +54,7 @@ class MochiAdapter(VideoPipelineAdapter):
         mask = torch.cat([negative.attention_mask, prompt_embeds.attention_mask]) if cfg else prompt_embeds.attention_mask
         prediction = self.denoiser(
             hidden_states=model_input.to(self.dtype), encoder_hidden_states=context.to(self.device, self.dtype),
-            timestep=t.expand(model_input.shape[0]).to(latents.dtype), encoder_attention_mask=mask.to(self.device),
+            timestep=expand_timestep(t, model_input.shape[0], self.device).to(latents.dtype), encoder_attention_mask=mask.to(self.device),
             return_dict=False,
         )[0].float()
         if cfg:

@@ -20,21 +20,13 @@ from integrations.diffusers import (
     to_videos,
 )
 from integrations.diffusers.adapters import CAUSAL, FULL, PER_FRAME
+from tests.diffusers_support import one_thread  # noqa: F401  (autouse fixture)
 
 PROMPTS = ["a red fox in snow", "a cat on a boat"]
 SEEDS = (11, 12)
 STEPS = 2
 GUIDANCE = 4.0
 SIZE_KEYS = ("num_frames", "height", "width")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models are dominated by thread start-up on a shared 2-core machine: run them on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @dataclass
@@ -54,6 +46,16 @@ class FamilyRun:
 
     def run(self, output_type: str):
         return self.pipe(PROMPTS, generator=self.generators(), output_type=output_type, **self.call_kwargs)
+
+    def start(self):
+        """Conditioning, timesteps and initial latents of the adapter's own loop, as the pipeline would."""
+        extras = {k: v for k, v in self.call_kwargs.items() if k == "prompt_template"}
+        conditioning = self.adapter.encode_prompt(
+            PROMPTS, max_sequence_length=self.call_kwargs.get("max_sequence_length"), **extras
+        )
+        timesteps = self.adapter.set_timesteps(STEPS, **self.size)
+        latents = self.adapter.prepare_latents(len(PROMPTS), **self.size, generator=self.generators())
+        return conditioning, timesteps, latents
 
 
 @pytest.fixture(scope="module", params=TINY_FAMILIES)
@@ -97,13 +99,8 @@ def test_decode_equals_pipeline_output_and_passes_gradients(run):
 
 
 def test_custom_loop_reproduces_the_pipeline_latents(run):
-    extras = {k: v for k, v in run.call_kwargs.items() if k == "prompt_template"}
     adapter = run.adapter
-    conditioning = adapter.encode_prompt(
-        PROMPTS, max_sequence_length=run.call_kwargs.get("max_sequence_length"), **extras
-    )
-    timesteps = adapter.set_timesteps(STEPS, **run.size)
-    latents = adapter.prepare_latents(len(PROMPTS), **run.size, generator=run.generators())
+    conditioning, timesteps, latents = run.start()
     assert tuple(latents.shape) == adapter.latent_shape(len(PROMPTS), **run.size)
     with torch.no_grad():
         for t in timesteps:
@@ -150,10 +147,7 @@ def test_frame_subset_decodes_only_the_latent_frames_it_needs(run):
 def test_reward_gradient_reaches_the_denoiser(run):
     """One differentiable step + decode + reward: what reward backprop fine-tuning runs."""
     adapter = run.adapter
-    extras = {k: v for k, v in run.call_kwargs.items() if k == "prompt_template"}
-    conditioning = adapter.encode_prompt(PROMPTS, max_sequence_length=run.call_kwargs.get("max_sequence_length"), **extras)
-    timesteps = adapter.set_timesteps(STEPS, **run.size)
-    latents = adapter.prepare_latents(len(PROMPTS), **run.size, generator=run.generators())
+    conditioning, timesteps, latents = run.start()
     adapter.denoiser.zero_grad()
     prediction = adapter.denoiser_forward(latents, timesteps[0], conditioning, GUIDANCE)
     latents = adapter.scheduler_step(prediction, timesteps[0], latents)
@@ -169,10 +163,7 @@ def test_reward_gradient_reaches_the_denoiser(run):
 def test_per_sample_timesteps_equal_separate_calls(run):
     """DDPO re-evaluates stored trajectories with one timestep per sample."""
     adapter = run.adapter
-    extras = {k: v for k, v in run.call_kwargs.items() if k == "prompt_template"}
-    conditioning = adapter.encode_prompt(PROMPTS, max_sequence_length=run.call_kwargs.get("max_sequence_length"), **extras)
-    timesteps = adapter.set_timesteps(STEPS, **run.size)
-    latents = adapter.prepare_latents(len(PROMPTS), **run.size, generator=run.generators())
+    conditioning, timesteps, latents = run.start()
     with torch.no_grad():
         together = adapter.denoiser_forward(latents, timesteps[:2], conditioning, GUIDANCE)
         apart = [

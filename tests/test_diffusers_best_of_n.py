@@ -13,17 +13,10 @@ from integrations.diffusers.best_of_n import SEED_STRIDE, best_of_n, candidate_s
 from integrations.diffusers.contact_sheet import GAP, LABEL_WIDTH, LINE_HEIGHT, MARGIN, row_height
 from integrations.diffusers.video_files import read_video
 from reward.checkpoints import load_safetensors
+from tests.diffusers_support import one_thread  # noqa: F401  (autouse fixture)
 
 FAMILY = "wan"
 PROMPTS = ["a red fox in snow", "a blue car"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ class UNetVideoAdapter(VideoPipelineAdapter):
     """Latents ``[B, 4, F, h, w]`` (the pipeline's own layout); one video frame per latent frame."""
 
     frame_decoding = PER_FRAME
-    temporal_compression = 1
+    spatial_compression_attribute = "vae_scale_factor"
+    temporal_compression_attribute = None
     #: Latent frames per VAE call (the AnimateDiff pipeline's default ``decode_chunk_size``).
     decode_chunk_size = 16
 

@@ -122,8 +122,11 @@ class VideoPipelineAdapter:
     family: ClassVar[str] = ""
     pipeline_class_names: ClassVar[tuple[str, ...]] = ()
     frame_decoding: ClassVar[str] = FULL
-    #: Video frames per latent frame after the first (1 for 2-D VAEs).
-    temporal_compression: ClassVar[int] = 1
+    #: Pipeline attributes holding the VAE's spatial / temporal compression (None: no temporal compression).
+    spatial_compression_attribute: ClassVar[str] = "vae_scale_factor_spatial"
+    temporal_compression_attribute: ClassVar[str | None] = "vae_scale_factor_temporal"
+    #: Text length ``encode_prompt`` uses when none is given (the pipeline's own default).
+    default_max_sequence_length: ClassVar[int] = 226
 
     def __init__(self, pipe: Any):
         self.pipe = pipe
@@ -157,7 +160,13 @@ class VideoPipelineAdapter:
     # -- geometry ----------------------------------------------------------------------------
     @property
     def vae_spatial_compression(self) -> int:
-        return self.pipe.vae_scale_factor
+        return getattr(self.pipe, self.spatial_compression_attribute)
+
+    @property
+    def temporal_compression(self) -> int:
+        """Video frames per latent frame after the first (1 for 2-D VAEs)."""
+        name = self.temporal_compression_attribute
+        return 1 if name is None else getattr(self.pipe, name)
 
     def num_latent_frames(self, num_frames: int) -> int:
         """Latent frames for a ``num_frames``-frame video."""
@@ -227,7 +236,15 @@ class VideoPipelineAdapter:
     def _encode_prompt(
         self, prompts: list[str], negative_prompts: list[str] | None, do_cfg: bool, max_sequence_length: int | None, **kwargs: Any
     ) -> PromptEmbeddings:
-        raise NotImplementedError
+        """T5-style pipelines: ``encode_prompt`` returns ``(embeds, negative)`` or, with attention masks,
+        ``(embeds, mask, negative, negative_mask)``."""
+        encoded = self.pipe.encode_prompt(
+            prompt=prompts, negative_prompt=negative_prompts, do_classifier_free_guidance=do_cfg,
+            num_videos_per_prompt=1, max_sequence_length=max_sequence_length or self.default_max_sequence_length,
+            device=self.device,
+        )
+        embeds, mask, negative, negative_mask = encoded if len(encoded) == 4 else (encoded[0], None, encoded[1], None)
+        return PromptEmbeddings(embeds, mask, negative=PromptEmbeddings(negative, negative_mask) if do_cfg else None)
 
     def set_timesteps(self, num_inference_steps: int, *, num_frames: int, height: int, width: int) -> torch.Tensor:
         """Reset the pipeline's scheduler for a new trajectory and return its timesteps (as the pipeline does).

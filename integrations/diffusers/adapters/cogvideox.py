@@ -5,7 +5,7 @@ from typing import Any
 
 import torch
 
-from .base import FULL, PromptEmbeddings, VideoPipelineAdapter, check_batch, expand_timestep, is_scalar_timestep
+from .base import FULL, VideoPipelineAdapter, check_batch, expand_timestep, is_scalar_timestep
 
 
 class CogVideoXAdapter(VideoPipelineAdapter):
@@ -26,14 +26,6 @@ class CogVideoXAdapter(VideoPipelineAdapter):
         super().__init__(pipe)
         self._dpm_history: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
 
-    @property
-    def temporal_compression(self) -> int:
-        return self.pipe.vae_scale_factor_temporal
-
-    @property
-    def vae_spatial_compression(self) -> int:
-        return self.pipe.vae_scale_factor_spatial
-
     def padding_latent_frames(self, num_frames: int) -> int:
         """Latent frames CogVideoX 1.5 prepends so the count divides ``patch_size_t`` (0 for 1.0)."""
         patch_t = self.denoiser.config.patch_size_t
@@ -45,13 +37,6 @@ class CogVideoXAdapter(VideoPipelineAdapter):
 
     def to_pipeline_latents(self, latents) -> torch.Tensor:
         return latents.permute(0, 2, 1, 3, 4)
-
-    def _encode_prompt(self, prompts, negative_prompts, do_cfg, max_sequence_length, **kwargs: Any) -> PromptEmbeddings:
-        embeds, negative = self.pipe.encode_prompt(
-            prompts, negative_prompts, do_cfg, num_videos_per_prompt=1,
-            max_sequence_length=max_sequence_length or 226, device=self.device,
-        )
-        return PromptEmbeddings(embeds, negative=PromptEmbeddings(negative) if do_cfg else None)
 
     def set_timesteps(self, num_inference_steps, *, num_frames, height, width) -> torch.Tensor:
         self._dpm_history = (None, None)

@@ -19,14 +19,6 @@ class HunyuanVideoAdapter(VideoPipelineAdapter):
     pipeline_class_names = ("HunyuanVideoPipeline",)
     frame_decoding = FULL
 
-    @property
-    def temporal_compression(self) -> int:
-        return self.pipe.vae_scale_factor_temporal
-
-    @property
-    def vae_spatial_compression(self) -> int:
-        return self.pipe.vae_scale_factor_spatial
-
     def _encode_prompt(self, prompts, negative_prompts, do_cfg, max_sequence_length, **kwargs: Any) -> PromptEmbeddings:
         from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video import DEFAULT_PROMPT_TEMPLATE
 

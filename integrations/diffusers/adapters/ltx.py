@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import FULL, PromptEmbeddings, VideoPipelineAdapter, check_batch, expand_timestep
+from .base import FULL, VideoPipelineAdapter, check_batch, expand_timestep
 
 
 class LTXAdapter(VideoPipelineAdapter):
@@ -21,19 +21,14 @@ class LTXAdapter(VideoPipelineAdapter):
     family = "ltx"
     pipeline_class_names = ("LTXPipeline",)
     frame_decoding = FULL
+    spatial_compression_attribute = "vae_spatial_compression_ratio"
+    temporal_compression_attribute = "vae_temporal_compression_ratio"
+    default_max_sequence_length = 128
 
     def __init__(self, pipe: Any, *, decode_timestep: float = 0.0, decode_noise_scale: float | None = None):
         super().__init__(pipe)
         self.decode_timestep = decode_timestep
         self.decode_noise_scale = decode_noise_scale
-
-    @property
-    def temporal_compression(self) -> int:
-        return self.pipe.vae_temporal_compression_ratio
-
-    @property
-    def vae_spatial_compression(self) -> int:
-        return self.pipe.vae_spatial_compression_ratio
 
     @property
     def _patch(self) -> tuple[int, int]:
@@ -51,13 +46,6 @@ class LTXAdapter(VideoPipelineAdapter):
 
     def to_pipeline_latents(self, latents) -> torch.Tensor:
         return self.pipe._pack_latents(latents, *self._patch)
-
-    def _encode_prompt(self, prompts, negative_prompts, do_cfg, max_sequence_length, **kwargs: Any) -> PromptEmbeddings:
-        embeds, mask, negative, negative_mask = self.pipe.encode_prompt(
-            prompt=prompts, negative_prompt=negative_prompts, do_classifier_free_guidance=do_cfg,
-            num_videos_per_prompt=1, max_sequence_length=max_sequence_length or 128, device=self.device,
-        )
-        return PromptEmbeddings(embeds, mask, negative=PromptEmbeddings(negative, negative_mask) if do_cfg else None)
 
     def set_timesteps(self, num_inference_steps, *, num_frames, height, width) -> torch.Tensor:
         """The pipeline's resolution-dependent shift ``mu`` over ``linspace(1, 1/n, n)`` sigmas."""

@@ -5,7 +5,7 @@ from typing import Any
 
 import torch
 
-from .base import CAUSAL, PromptEmbeddings, VideoPipelineAdapter, check_batch, expand_timestep
+from .base import CAUSAL, VideoPipelineAdapter, check_batch, expand_timestep
 
 
 class MochiAdapter(VideoPipelineAdapter):
@@ -14,23 +14,11 @@ class MochiAdapter(VideoPipelineAdapter):
     family = "mochi"
     pipeline_class_names = ("MochiPipeline",)
     frame_decoding = CAUSAL
+    spatial_compression_attribute = "vae_spatial_scale_factor"
+    temporal_compression_attribute = "vae_temporal_scale_factor"
+    default_max_sequence_length = 256
     #: Sigma where the pipeline's linear-quadratic schedule switches from linear to quadratic.
     threshold_noise = 0.025
-
-    @property
-    def temporal_compression(self) -> int:
-        return self.pipe.vae_temporal_scale_factor
-
-    @property
-    def vae_spatial_compression(self) -> int:
-        return self.pipe.vae_spatial_scale_factor
-
-    def _encode_prompt(self, prompts, negative_prompts, do_cfg, max_sequence_length, **kwargs: Any) -> PromptEmbeddings:
-        embeds, mask, negative, negative_mask = self.pipe.encode_prompt(
-            prompt=prompts, negative_prompt=negative_prompts, do_classifier_free_guidance=do_cfg,
-            num_videos_per_prompt=1, max_sequence_length=max_sequence_length or 256, device=self.device,
-        )
-        return PromptEmbeddings(embeds, mask, negative=PromptEmbeddings(negative, negative_mask) if do_cfg else None)
 
     def set_timesteps(self, num_inference_steps, *, num_frames, height, width) -> torch.Tensor:
         from diffusers.pipelines.mochi.pipeline_mochi import linear_quadratic_schedule, retrieve_timesteps

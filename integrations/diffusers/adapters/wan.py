@@ -17,25 +17,11 @@ class WanAdapter(VideoPipelineAdapter):
     family = "wan"
     pipeline_class_names = ("WanPipeline",)
     frame_decoding = CAUSAL
-
-    @property
-    def temporal_compression(self) -> int:
-        return self.pipe.vae_scale_factor_temporal
-
-    @property
-    def vae_spatial_compression(self) -> int:
-        return self.pipe.vae_scale_factor_spatial
+    default_max_sequence_length = 512
 
     @property
     def denoiser(self) -> nn.Module:
         return self.pipe.transformer if self.pipe.transformer is not None else self.pipe.transformer_2
-
-    def _encode_prompt(self, prompts, negative_prompts, do_cfg, max_sequence_length, **kwargs: Any) -> PromptEmbeddings:
-        embeds, negative = self.pipe.encode_prompt(
-            prompt=prompts, negative_prompt=negative_prompts, do_classifier_free_guidance=do_cfg,
-            num_videos_per_prompt=1, max_sequence_length=max_sequence_length or 512, device=self.device,
-        )
-        return PromptEmbeddings(embeds, negative=PromptEmbeddings(negative) if do_cfg else None)
 
     def set_timesteps(self, num_inference_steps, *, num_frames, height, width) -> torch.Tensor:
         timesteps = super().set_timesteps(num_inference_steps, num_frames=num_frames, height=height, width=width)

@@ -302,3 +302,35 @@ def test_ltx_decode_noise_matches_the_pipeline_for_timestep_conditioned_vaes():
     assert torch.allclose(adapter.decode(latents, generator=generator), expected, atol=1e-4)
     other_noise = adapter.decode(latents, generator=torch.Generator().manual_seed(4))
     assert float((other_noise - expected).abs().max()) > 1e-2
+
+
+def test_cogvideox_15_padding_and_dpm_scheduler_match_the_pipeline():
+    """CogVideoX 1.5 pads latent frames to its temporal patch; the 5B models use a stochastic DPM scheduler."""
+    from diffusers import CogVideoXDPMScheduler, CogVideoXTransformer3DModel
+
+    pipe = build_tiny_pipeline("cogvideox")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        pipe.transformer = CogVideoXTransformer3DModel(
+            num_attention_heads=1, attention_head_dim=16, in_channels=4, out_channels=4, time_embed_dim=2,
+            text_embed_dim=16, num_layers=1, sample_width=2, sample_height=2, sample_frames=9, patch_size=2,
+            patch_size_t=2, temporal_compression_ratio=4, max_text_seq_length=16,
+            use_rotary_positional_embeddings=True, use_learned_positional_embeddings=False,
+        ).eval()
+    pipe.scheduler = CogVideoXDPMScheduler.from_config(pipe.scheduler.config)
+    kwargs = tiny_generation_kwargs("cogvideox")
+    size = {k: kwargs[k] for k in SIZE_KEYS}
+    call = dict(kwargs, num_inference_steps=3, guidance_scale=GUIDANCE)
+    expected = pipe(PROMPTS, generator=[torch.Generator().manual_seed(s) for s in SEEDS], output_type="pt", **call).frames
+    adapter = adapter_for(pipe)
+    assert adapter.padding_latent_frames(size["num_frames"]) == 1
+    generators = [torch.Generator().manual_seed(s) for s in SEEDS]
+    conditioning = adapter.encode_prompt(PROMPTS, max_sequence_length=16)
+    latents = adapter.prepare_latents(len(PROMPTS), **size, generator=generators)
+    assert tuple(latents.shape) == adapter.latent_shape(len(PROMPTS), **size)
+    with torch.no_grad():
+        for t in adapter.set_timesteps(3, **size):
+            prediction = adapter.denoiser_forward(latents, t, conditioning, GUIDANCE)
+            latents = adapter.scheduler_step(prediction, t, latents, generator=generators)
+        videos = adapter.decode(latents, num_frames=size["num_frames"])
+    assert torch.allclose(videos, expected, atol=1e-4)

@@ -291,7 +291,11 @@ class VideoPipelineAdapter:
         generator: torch.Generator | None = None,
         eta: float = 0.0,
     ) -> torch.Tensor:
-        """Latents at the next timestep (``eta`` only matters for DDIM-type schedulers); scalar ``t``."""
+        """Latents at the next timestep; scalar ``t``. ``eta`` matters for DDIM-type schedulers only.
+
+        Stochastic steps (DDIM with ``eta > 0``, CogVideoX's DPM scheduler) draw noise from
+        ``generator``: pass the generators given to ``prepare_latents`` to reproduce the pipeline.
+        """
         return self.scheduler.step(model_output, t, latents, return_dict=False)[0]
 
     @staticmethod

@@ -77,19 +77,22 @@ class CogVideoXAdapter(VideoPipelineAdapter):
         return self.from_pipeline_latents(prediction, num_frames=0, height=0, width=0)
 
     def scheduler_step(self, model_output, t, latents, *, generator=None, eta=0.0) -> torch.Tensor:
-        """DDIM-type schedulers step directly; ``CogVideoXDPMScheduler`` also needs the previous step,
-        which the adapter remembers between calls (reset by ``set_timesteps``)."""
+        """Steps in the pipeline's layout (stochastic schedulers draw noise of that shape). DDIM-type
+        schedulers step directly; ``CogVideoXDPMScheduler`` also needs the previous step, which the
+        adapter remembers between calls (reset by ``set_timesteps``)."""
         from diffusers import CogVideoXDPMScheduler
 
         extra = self.pipe.prepare_extra_step_kwargs(generator, eta)
+        output, sample = self.to_pipeline_latents(model_output), self.to_pipeline_latents(latents)
         if not isinstance(self.scheduler, CogVideoXDPMScheduler):
-            return self.scheduler.step(model_output, t, latents, **extra, return_dict=False)[0]
-        previous_prediction, previous_t = self._dpm_history
-        latents, prediction = self.scheduler.step(
-            model_output, previous_prediction, t, previous_t, latents, **extra, return_dict=False
-        )
-        self._dpm_history = (prediction, t)
-        return latents
+            stepped = self.scheduler.step(output, t, sample, **extra, return_dict=False)[0]
+        else:
+            previous_prediction, previous_t = self._dpm_history
+            stepped, prediction = self.scheduler.step(
+                output, previous_prediction, t, previous_t, sample, **extra, return_dict=False
+            )
+            self._dpm_history = (prediction, t)
+        return self.from_pipeline_latents(stepped, num_frames=0, height=0, width=0)
 
     def decode(self, latents, frames=None, *, generator=None, num_frames: int | None = None) -> torch.Tensor:
         """As ``VideoPipelineAdapter.decode``; ``num_frames`` (CogVideoX 1.5) drops the leading padding frames."""

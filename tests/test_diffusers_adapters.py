@@ -334,3 +334,20 @@ def test_cogvideox_15_padding_and_dpm_scheduler_match_the_pipeline():
             latents = adapter.scheduler_step(prediction, t, latents, generator=generators)
         videos = adapter.decode(latents, num_frames=size["num_frames"])
     assert torch.allclose(videos, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["animatediff", "cogvideox", "wan"])
+def test_predict_clean_inverts_the_forward_noising(family):
+    """epsilon (AnimateDiff), v (CogVideoX) and flow (Wan) predictions of the true noise give x0 back."""
+    adapter = adapter_for(build_tiny_pipeline(family))
+    size = {k: tiny_generation_kwargs(family)[k] for k in SIZE_KEYS}
+    t = adapter.set_timesteps(4, **size)[1]
+    clean, noise = torch.randn(adapter.latent_shape(1, **size)), torch.randn(adapter.latent_shape(1, **size))
+    scheduler = adapter.scheduler
+    if family == "wan":  # rectified flow: x_t = (1 - sigma) x0 + sigma noise, velocity noise - x0
+        sigma = scheduler.sigmas[1]
+        noisy, prediction = (1 - sigma) * clean + sigma * noise, noise - clean
+    else:
+        noisy = scheduler.add_noise(clean, noise, t[None])
+        prediction = scheduler.get_velocity(clean, noise, t[None]) if family == "cogvideox" else noise
+    assert torch.allclose(adapter.predict_clean(prediction, t, noisy), clean, atol=1e-4)

@@ -298,6 +298,28 @@ class VideoPipelineAdapter:
         """
         return self.scheduler.step(model_output, t, latents, return_dict=False)[0]
 
+    def predict_clean(self, model_output: torch.Tensor, t: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """The clean latents ``x0`` a prediction implies at scalar timestep ``t`` (one-step preview).
+
+        Flow-matching schedulers (and UniPC with flow sigmas): ``x0 = x_t - sigma_t * v``; DDIM-type
+        schedulers: from ``alphas_cumprod[t]`` and the ``prediction_type`` (epsilon / v / sample).
+        ``t`` must be one of the timesteps of the last ``set_timesteps``.
+        """
+        scheduler, config = self.scheduler, self.scheduler.config
+        flow = "FlowMatch" in type(scheduler).__name__ or config.get("use_flow_sigmas", False)
+        if flow or config.get("prediction_type") == "flow_prediction":
+            index = int((scheduler.timesteps.to(latents.device) - torch.as_tensor(t, device=latents.device)).abs().argmin())
+            return latents - scheduler.sigmas[index].to(latents.device) * model_output
+        alpha = scheduler.alphas_cumprod[int(t)].to(latents.device)
+        kind = config.get("prediction_type", "epsilon")
+        if kind == "epsilon":
+            return (latents - (1 - alpha).sqrt() * model_output) / alpha.sqrt()
+        if kind == "v_prediction":
+            return alpha.sqrt() * latents - (1 - alpha).sqrt() * model_output
+        if kind == "sample":
+            return model_output
+        raise ValueError(f"cannot preview x0 for prediction_type {kind!r} of {type(scheduler).__name__}")
+
     @staticmethod
     def uses_guidance(prompt_embeds: PromptEmbeddings, guidance_scale: float) -> bool:
         return prompt_embeds.negative is not None and guidance_scale > 1.0

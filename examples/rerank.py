@@ -20,6 +20,7 @@ import torch
 import reward
 from integrations.diffusers import TINY_FAMILIES, build_tiny_pipeline, tiny_generation_kwargs
 from integrations.diffusers.best_of_n import BestOfNResult, best_of_n
+from integrations.diffusers.pruning import EarlyPruning
 
 DEFAULT_MODEL = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 DEFAULT_REWARD = "aigc-vqa"
@@ -51,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="base seed; candidate j of prompt i uses seed + 100000 i + j")
     parser.add_argument("--fps", type=float, default=16, help="frame rate of the saved mp4s (default 16)")
     parser.add_argument("--no-resume", action="store_true", help="start over instead of resuming from --out")
+    parser.add_argument("--prune-step", type=int, help="early pruning: preview each candidate after this many steps")
+    parser.add_argument("--prune-keep", type=int, default=1,
+                        help="early pruning: stop candidates whose preview is below the k-th best so far (default 1)")
     parser.add_argument("--tiny", action="store_true", help="tiny random pipeline and reward, offline, in seconds")
     parser.add_argument("--tiny-family", default="wan", choices=TINY_FAMILIES, help="pipeline family for --tiny (default wan)")
     args = parser.parse_args(argv)
@@ -104,7 +108,8 @@ def print_ranking(result: BestOfNResult, prompts: list[str], top_k: int) -> None
     header = ["rank", "seed", "score", *components, "file"]
     for i, prompt in enumerate(prompts):
         print(f"\nprompt {i}: {prompt!r}")
-        rows = [[str(c.rank), str(c.seed), f"{c.score:.4f}", *(f"{c.components[k]:.4f}" for k in components), str(c.file)]
+        rows = [[str(c.rank), str(c.seed), f"{c.score:.4f}", *(f"{c.components[k]:.4f}" for k in components),
+                 str(c.file) if c.finished else f"(stopped after step {c.pruned_at_step}; preview score)"]
                 for c in result.for_prompt(i)[:top_k]]
         widths = [max(len(row[col]) for row in [header, *rows]) for col in range(len(header))]
         for row in [header, *rows]:
@@ -112,6 +117,10 @@ def print_ranking(result: BestOfNResult, prompts: list[str], top_k: int) -> None
     print(f"\n{len(result.candidates)} candidates ({result.generated} generated now) in {result.out_dir}/videos")
     print(f"table: {result.table_csv} and {result.table_json}")
     print("contact sheets: " + ", ".join(str(path) for path in result.contact_sheets))
+    if result.pruning is not None:
+        report = result.pruning
+        print(f"early pruning stopped {report.pruned} of {report.checked} candidates: {report.steps_run + report.preview_calls} "
+              f"denoiser calls instead of {report.steps_without_pruning} ({report.saved_fraction:.0%} saved)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"reward: {args.reward or (tiny_reward_name() if args.tiny else DEFAULT_REWARD)} on {model.device}")
     result = best_of_n(
         pipe, args.prompt, model, n=args.n, batch_size=args.batch_size, seed=args.seed, top_k=min(args.top_k, args.n),
-        out_dir=args.out, resume=not args.no_resume, fps=args.fps, **generation_kwargs(args),
+        out_dir=args.out, resume=not args.no_resume, fps=args.fps,
+        prune=EarlyPruning(args.prune_step, keep=args.prune_keep) if args.prune_step else None, **generation_kwargs(args),
     )
     print_ranking(result, args.prompt, min(args.top_k, args.n))
     return 0

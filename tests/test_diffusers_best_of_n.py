@@ -160,3 +160,58 @@ def test_bad_arguments_say_what_to_do(pipe, kwargs, message):
     arguments = {"n": 2, **kwargs}
     with pytest.raises(ValueError, match=message):
         best_of_n(pipe, PROMPTS, "brightness", progress=False, **arguments)
+
+
+def test_early_pruning_stops_worse_previews_and_leaves_finished_candidates_unchanged(pipe, tmp_path):
+    from integrations.diffusers.pruning import EarlyPruning
+
+    generation = dict(GENERATION, num_inference_steps=4)
+    rule = EarlyPruning(step=1, keep=1)
+    full = best_of_n(pipe, PROMPTS[:1], "brightness", n=6, progress=False, **generation)
+    pruned = best_of_n(pipe, PROMPTS[:1], "brightness", n=6, prune=rule, out_dir=tmp_path, progress=False, **generation)
+    report = pruned.pruning
+    stopped = [c for c in pruned.candidates if not c.finished]
+    assert report.checked == 6 and report.pruned == len(stopped) >= 1
+    assert report.steps_run == 4 * (6 - len(stopped)) + 1 * len(stopped) and report.preview_calls == 6
+    assert report.saved_fraction == pytest.approx(1 - (report.steps_run + 6) / 24)
+    assert all(c.file is None and c.pruned_at_step == 1 and c.rank > len(pruned.candidates) - len(stopped) for c in stopped)
+    full_scores = {c.seed: c.score for c in full.candidates}
+    for candidate in pruned.candidates:
+        if candidate.finished:
+            assert candidate.score == pytest.approx(full_scores[candidate.seed], abs=1e-6) and candidate.file.is_file()
+    # a candidate is stopped only when its preview is worse than an earlier one's
+    for candidate in stopped:
+        earlier = [c.preview_score for c in pruned.candidates if c.candidate_index < candidate.candidate_index]
+        assert candidate.preview_score < max(earlier)
+    with open(pruned.table_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["pruned_at_step"] for row in rows} == {"", "1"} and all(row["preview_score"] for row in rows)
+    resumed = best_of_n(pipe, PROMPTS[:1], "brightness", n=6, prune=rule, out_dir=tmp_path, progress=False, **generation)
+    assert resumed.generated == 0 and [c.pruned_at_step for c in resumed.candidates] == [c.pruned_at_step for c in pruned.candidates]
+
+
+def test_early_pruning_needs_single_candidate_calls_and_a_step_callback(pipe):
+    from integrations.diffusers.pruning import EarlyPruning
+
+    with pytest.raises(ValueError, match="batch_size=1"):
+        best_of_n(pipe, PROMPTS, "brightness", n=2, batch_size=2, prune=EarlyPruning(step=1), progress=False, **GENERATION)
+    with pytest.raises(ValueError, match="below num_inference_steps"):
+        best_of_n(pipe, PROMPTS, "brightness", n=2, prune=EarlyPruning(step=2), progress=False, **GENERATION)
+    legacy = build_tiny_pipeline("text-to-video-sd")
+    with pytest.raises(ValueError, match="callback_on_step_end"):
+        best_of_n(legacy, PROMPTS, "brightness", n=2, prune=EarlyPruning(step=1), progress=False,
+                  **tiny_generation_kwargs("text-to-video-sd"), num_inference_steps=3)
+
+
+def test_preview_before_the_last_flow_step_is_the_final_video(pipe):
+    """Euler's last flow-matching step lands on the predicted clean latents, so a preview taken
+    there (all frames) must score exactly like the finished video."""
+    from integrations.diffusers.pruning import EarlyPruning
+
+    frames = tiny_generation_kwargs(FAMILY)["num_frames"]
+    rule = EarlyPruning(step=3, keep=4, frames=frames)
+    result = best_of_n(pipe, PROMPTS[:1], "brightness", n=3, prune=rule, progress=False,
+                       **dict(GENERATION, num_inference_steps=4))
+    assert result.pruning.pruned == 0
+    for candidate in result.candidates:
+        assert candidate.preview_score == pytest.approx(candidate.score, abs=1e-5)

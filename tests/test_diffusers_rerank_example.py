@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from reward.registry import RewardSpec
+from tests.diffusers_support import one_thread  # noqa: F401  (autouse fixture)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO_ROOT / "examples" / "rerank.py"
@@ -78,3 +79,12 @@ def test_model_from_a_local_folder_loads_in_the_dtype_with_the_wan_vae_in_float3
     pipe = module.load_pipeline(args)
     assert type(pipe).__name__ == "WanPipeline"
     assert pipe.transformer.dtype == torch.bfloat16 and pipe.vae.dtype == torch.float32
+
+
+def test_pruning_flags_report_the_saving(tmp_path, capsys):
+    module = _example_module()
+    argv = ["--tiny", "--prompt", "a red fox in snow", "--n", "4", "--steps", "3", "--top-k", "4",
+            "--prune-step", "1", "--out", str(tmp_path), "--reward", "brightness"]
+    assert module.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "early pruning stopped" in printed and "denoiser calls instead of 12" in printed

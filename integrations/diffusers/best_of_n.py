@@ -7,6 +7,7 @@ regenerated alone: ``pipe(prompt, generator=torch.Generator().manual_seed(s), **
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from reward.base import VideoReward
 
 from .contact_sheet import SheetRow, save_contact_sheet
 from .outputs import to_videos
+from .pruning import EarlyPruning, Pruner, PruningReport
 from .run_store import RunStore
 from .video_files import read_video
 
@@ -28,7 +30,7 @@ from .video_files import read_video
 SEED_STRIDE = 100_000
 SEED_RULE = f"seed = base_seed + {SEED_STRIDE} * prompt_index + candidate_index"
 #: ``pipe_kwargs`` best_of_n sets itself.
-RESERVED_KWARGS = ("prompt", "generator", "num_videos_per_prompt", "latents")
+RESERVED_KWARGS = ("prompt", "generator", "num_videos_per_prompt", "latents", "callback_on_step_end")
 
 
 def candidate_seed(base_seed: int, prompt_index: int, candidate_index: int) -> int:
@@ -40,7 +42,11 @@ def candidate_seed(base_seed: int, prompt_index: int, candidate_index: int) -> i
 
 @dataclass
 class Candidate:
-    """One generated video with its reward; ``rank`` 1 is the best for its prompt."""
+    """One generated video with its reward; ``rank`` 1 is the best for its prompt.
+
+    A candidate stopped by early pruning has ``pruned_at_step`` set, no video, and its preview
+    reward as ``score``; it ranks after every finished candidate of its prompt.
+    """
 
     prompt: str
     prompt_index: int
@@ -51,6 +57,12 @@ class Candidate:
     rank: int = 0
     file: Path | None = None
     video: torch.Tensor | None = field(default=None, repr=False)
+    pruned_at_step: int | None = None
+    preview_score: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.pruned_at_step is None
 
     def row(self, out_dir: Path | None) -> dict[str, Any]:
         """The results-table row (``file`` relative to the output folder)."""
@@ -58,6 +70,8 @@ class Candidate:
         return {
             "prompt": self.prompt, "prompt_index": self.prompt_index, "candidate_index": self.candidate_index,
             "seed": self.seed, "rank": self.rank, "score": self.score, "components": dict(self.components), "file": file,
+            "pruned_at_step": "" if self.pruned_at_step is None else self.pruned_at_step,
+            "preview_score": "" if self.preview_score is None else self.preview_score,
         }
 
 
@@ -72,19 +86,20 @@ class BestOfNResult:
     table_csv: Path | None = None
     contact_sheets: list[Path] = field(default_factory=list)
     generated: int = 0
+    pruning: PruningReport | None = None
 
     def for_prompt(self, prompt_index: int) -> list[Candidate]:
         return [c for c in self.candidates if c.prompt_index == prompt_index]
 
     @property
     def top(self) -> list[Candidate]:
-        """The ``top_k`` best candidates of every prompt."""
-        return [c for c in self.candidates if c.rank <= self.top_k]
+        """The ``top_k`` best finished candidates of every prompt."""
+        return [c for c in self.candidates if c.rank <= self.top_k and c.finished]
 
     @property
     def best(self) -> list[Candidate]:
-        """The best candidate of every prompt."""
-        return [c for c in self.candidates if c.rank == 1]
+        """The best finished candidate of every prompt."""
+        return [c for c in self.candidates if c.rank == 1 and c.finished]
 
 
 def _load_reward(reward: VideoReward | str, device: torch.device | str | None) -> VideoReward:
@@ -97,9 +112,12 @@ def _describe_reward(model: VideoReward) -> dict[str, Any]:
     return {"class": type(model).__name__, "architecture": getattr(model, "architecture", ""), "config": config}
 
 
-def _settings(pipe: Any, model: VideoReward, base_seed: int, fps: float, pipe_kwargs: dict[str, Any]) -> dict[str, Any]:
+def _settings(
+    pipe: Any, model: VideoReward, base_seed: int, fps: float, prune: EarlyPruning | None, pipe_kwargs: dict[str, Any]
+) -> dict[str, Any]:
     """What must not change between a run and its resumption (JSON-comparable)."""
     return {
+        "prune": dataclasses.asdict(prune) if prune is not None else None,
         "pipeline": type(pipe).__name__,
         "pipe_kwargs": json.loads(json.dumps(pipe_kwargs, default=repr, sort_keys=True)),
         "reward": json.loads(json.dumps(_describe_reward(model), default=repr)),
@@ -114,7 +132,9 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
-def _check_arguments(prompts: list[str], n: int, batch_size: int, top_k: int | None, pipe_kwargs: dict) -> None:
+def _check_arguments(
+    prompts: list[str], n: int, batch_size: int, top_k: int | None, prune: EarlyPruning | None, pipe_kwargs: dict
+) -> None:
     if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
         raise ValueError("prompts must be one or more non-empty strings")
     if not 1 <= n < SEED_STRIDE:
@@ -123,6 +143,8 @@ def _check_arguments(prompts: list[str], n: int, batch_size: int, top_k: int | N
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if top_k is not None and not 1 <= top_k <= n:
         raise ValueError(f"top_k must be in [1, n={n}], got {top_k}")
+    if prune is not None and batch_size != 1:
+        raise ValueError("early pruning stops one pipeline call per candidate: use batch_size=1 with prune=")
     reserved = sorted(set(pipe_kwargs) & set(RESERVED_KWARGS))
     if reserved:
         raise ValueError(f"best_of_n sets {reserved} itself (one seeded generator per candidate); pass seed= instead")
@@ -147,6 +169,7 @@ def best_of_n(
     higher_is_better: bool = True,
     keep_videos: bool | None = None,
     save_tensors: bool = False,
+    prune: EarlyPruning | None = None,
     **pipe_kwargs: Any,
 ) -> BestOfNResult:
     """Generate ``n`` candidates per prompt, score them with ``reward`` (an instance or a registered
@@ -158,21 +181,24 @@ def best_of_n(
     ``results.json`` / ``results.csv`` and one ``contact_sheet_pNNN.png`` per prompt; ``resume``
     skips candidates already finished there. ``top_k`` (default ``n``) sets ``result.top``.
     ``keep_videos`` (default: only without ``out_dir``) keeps each video tensor on its candidate.
-    Extra keyword arguments go to the pipeline (``num_inference_steps``, ``height``, ...).
+    ``prune`` (an ``EarlyPruning``, needs ``batch_size=1``) stops hopeless candidates part-way;
+    ``result.pruning`` reports the saving. Extra keyword arguments go to the pipeline
+    (``num_inference_steps``, ``height``, ...).
     Table scores are those of the decoded float videos; the mp4 files are H.264 (yuv420p), so
     re-scoring a file gives a slightly different number. ``save_tensors`` also writes each exact
     float32 video next to its mp4 (``.safetensors``, key ``"video"``, [T, 3, H, W]; large).
     """
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-    _check_arguments(prompts, n, batch_size, top_k, pipe_kwargs)
+    _check_arguments(prompts, n, batch_size, top_k, prune, pipe_kwargs)
     pipe_kwargs.setdefault("output_type", "pt")
     model = _load_reward(reward, reward_device)
     keep_videos = out_dir is None if keep_videos is None else keep_videos
     out_path = Path(out_dir) if out_dir is not None else None
     store = None
     if out_path is not None:
-        settings = _settings(pipe, model, seed, fps, pipe_kwargs)
+        settings = _settings(pipe, model, seed, fps, prune, pipe_kwargs)
         store = RunStore(out_path, settings, resume=resume, fps=fps, save_tensors=save_tensors)
+    pruner = Pruner(prune, pipe, model, pipe_kwargs, higher_is_better) if prune is not None else None
 
     candidates: list[Candidate] = []
     todo: list[tuple[int, int, int]] = []
@@ -182,50 +208,74 @@ def best_of_n(
             record = store.finished(i, j, prompt, s) if store else None
             if record is None:
                 todo.append((i, j, s))
-            else:
-                candidates.append(Candidate(prompt, i, j, s, record["score"], record["components"], file=out_path / record["file"]))
+                continue
+            candidates.append(Candidate(
+                prompt, i, j, s, record["score"], record["components"],
+                file=out_path / record["file"] if record["file"] else None,
+                pruned_at_step=record.get("pruned_at_step"), preview_score=record.get("preview_score"),
+            ))
+            if pruner is not None:
+                pruner.remember(i, record.get("preview_score"))
 
     pick_best = max if higher_is_better else min
+    made: list[Candidate] = []
     restore_bar = _quiet_pipeline_progress(pipe)
     try:
         with tqdm(total=len(todo), desc="best-of-N", unit="video", disable=not progress) as bar:
             for chunk in _chunks(todo, batch_size):
-                candidates.extend(_generate_and_score(pipe, model, prompts, chunk, store, keep_videos, pipe_kwargs))
+                made.extend(_generate_and_score(pipe, model, prompts, chunk, store, keep_videos, pruner, pipe_kwargs))
                 if store is not None:
                     store.save()
                 bar.update(len(chunk))
-                bar.set_postfix(best=f"{pick_best(c.score for c in candidates):.4g}")
+                bar.set_postfix(best=f"{pick_best(c.score for c in candidates + made if c.finished):.4g}")
     finally:
         restore_bar()
 
-    ranked = _rank(candidates, higher_is_better)
-    result = BestOfNResult(ranked, top_k or n, out_path, generated=len(todo))
+    result = BestOfNResult(_rank(candidates + made, higher_is_better), top_k or n, out_path, generated=len(todo))
+    if pruner is not None:
+        result.pruning = pruner.report([c.pruned_at_step for c in made])
     if store is not None:
-        _write_outputs(result, store, prompts, n, model)
+        _write_outputs(result, store, prompts, n, prune is not None)
     return result
 
 
 def _generate_and_score(
     pipe: Any, model: VideoReward, prompts: list[str], chunk: list[tuple[int, int, int]],
-    store: RunStore | None, keep_videos: bool, pipe_kwargs: dict[str, Any],
+    store: RunStore | None, keep_videos: bool, pruner: Pruner | None, pipe_kwargs: dict[str, Any],
 ) -> list[Candidate]:
     """Run one pipeline batch, score it at once, save and record each candidate."""
     texts = [prompts[i] for i, _, _ in chunk]
     generators = [torch.Generator().manual_seed(s) for _, _, s in chunk]
-    videos = to_videos(pipe(prompt=texts, generator=generators, **pipe_kwargs))
+    call_kwargs = dict(pipe_kwargs)
+    preview = None
+    if pruner is not None:
+        preview = pruner.callback(chunk[0][0], texts[0])
+        call_kwargs.update(callback_on_step_end=preview, callback_on_step_end_tensor_inputs=["latents"])
+    videos = to_videos(pipe(prompt=texts, generator=generators, **call_kwargs))
+    if preview is not None:
+        pruner.remember(chunk[0][0], preview.preview_score)
+        if preview.pruned_at is not None:
+            (i, j, s), components = chunk[0], preview.preview_components
+            if store is not None:
+                store.add(i, j, texts[0], s, None, preview.preview_score, components,
+                          pruned_at_step=preview.pruned_at, preview_score=preview.preview_score)
+            return [Candidate(texts[0], i, j, s, preview.preview_score, components, pruned_at_step=preview.pruned_at,
+                              preview_score=preview.preview_score)]
+    preview_score = preview.preview_score if preview is not None else None
     scores = model.score(videos, texts)
     made = []
     for (i, j, s), video, row in zip(chunk, videos, scores.to_rows()):
         score = row.pop("score")
-        file = store.add(i, j, prompts[i], s, video, score, row) if store is not None else None
-        made.append(Candidate(prompts[i], i, j, s, score, row, file=file, video=video if keep_videos else None))
+        file = store.add(i, j, prompts[i], s, video, score, row, preview_score=preview_score) if store is not None else None
+        made.append(Candidate(prompts[i], i, j, s, score, row, file=file, video=video if keep_videos else None,
+                              preview_score=preview_score))
     return made
 
 
 def _rank(candidates: list[Candidate], higher_is_better: bool) -> list[Candidate]:
-    """Sort by prompt, then best first (ties: lower candidate index first), and number the ranks."""
+    """Sort by prompt, finished before pruned, then best first (ties: lower candidate index), and number the ranks."""
     sign = -1.0 if higher_is_better else 1.0
-    ordered = sorted(candidates, key=lambda c: (c.prompt_index, sign * c.score, c.candidate_index))
+    ordered = sorted(candidates, key=lambda c: (c.prompt_index, not c.finished, sign * c.score, c.candidate_index))
     previous_prompt, rank = None, 0
     for candidate in ordered:
         rank = rank + 1 if candidate.prompt_index == previous_prompt else 1
@@ -238,13 +288,16 @@ def _label(candidate: Candidate) -> list[str]:
     return lines + [f"{name} {value:.4g}" for name, value in candidate.components.items()]
 
 
-def _write_outputs(result: BestOfNResult, store: RunStore, prompts: list[str], n: int, model: VideoReward) -> None:
+def _write_outputs(result: BestOfNResult, store: RunStore, prompts: list[str], n: int, pruning: bool) -> None:
     rows = [c.row(store.out_dir) for c in result.candidates]
     components = list(dict.fromkeys(name for c in result.candidates for name in c.components))
     header = {**store.settings, "prompts": prompts, "n": n, "top_k": result.top_k}
-    result.table_json, result.table_csv = store.write_tables(rows, components, header)
+    if result.pruning is not None:
+        header["pruning"] = {**dataclasses.asdict(result.pruning), "saved_fraction": result.pruning.saved_fraction}
+    extra = ["pruned_at_step", "preview_score"] if pruning else []
+    result.table_json, result.table_csv = store.write_tables(rows, components, header, extra_columns=extra)
     for i in range(len(prompts)):
-        sheet_rows = [SheetRow(read_video(c.file), _label(c)) for c in result.for_prompt(i)]
+        sheet_rows = [SheetRow(read_video(c.file), _label(c)) for c in result.for_prompt(i) if c.finished]
         path = store.out_dir / f"contact_sheet_p{i:03d}.png"
         result.contact_sheets.append(save_contact_sheet(path, sheet_rows, title=f"prompt {i}: {prompts[i]}"))
 

@@ -54,22 +54,31 @@ class RunStore:
         record = self.records.get(self.key(prompt_index, candidate_index))
         if record is None or record["prompt"] != prompt or record["seed"] != seed:
             return None
+        if record.get("pruned_at_step") is not None:
+            return record
         files = [record["file"]] + ([record["tensor_file"]] if self.save_tensors else [])
         return record if all(name and (self.out_dir / name).is_file() for name in files) else None
 
     def add(
-        self, prompt_index: int, candidate_index: int, prompt: str, seed: int, video: torch.Tensor,
-        score: float, components: dict[str, float],
-    ) -> Path:
-        """Save a scored candidate's mp4 (and exact tensor if asked) and record it; returns the mp4 path."""
-        path = write_video(self.out_dir / VIDEO_DIR / f"p{prompt_index:03d}_c{candidate_index:03d}_seed{seed}.mp4", video, fps=self.fps)
-        tensor_file = ""
-        if self.save_tensors:
-            save_safetensors({"video": video}, path.with_suffix(".safetensors"))
-            tensor_file = str(path.with_suffix(".safetensors").relative_to(self.out_dir))
+        self, prompt_index: int, candidate_index: int, prompt: str, seed: int, video: torch.Tensor | None,
+        score: float, components: dict[str, float], *, pruned_at_step: int | None = None,
+        preview_score: float | None = None,
+    ) -> Path | None:
+        """Record a scored candidate and save its mp4 (and exact tensor if asked); returns the mp4 path.
+
+        Pruned candidates (``video=None``) are recorded without files.
+        """
+        path, tensor_file = None, ""
+        if video is not None:
+            name = f"p{prompt_index:03d}_c{candidate_index:03d}_seed{seed}.mp4"
+            path = write_video(self.out_dir / VIDEO_DIR / name, video, fps=self.fps)
+            if self.save_tensors:
+                save_safetensors({"video": video}, path.with_suffix(".safetensors"))
+                tensor_file = str(path.with_suffix(".safetensors").relative_to(self.out_dir))
         self.records[self.key(prompt_index, candidate_index)] = {
             "prompt": prompt, "seed": seed, "score": score, "components": components,
-            "file": str(path.relative_to(self.out_dir)), "tensor_file": tensor_file,
+            "file": str(path.relative_to(self.out_dir)) if path is not None else "", "tensor_file": tensor_file,
+            "pruned_at_step": pruned_at_step, "preview_score": preview_score,
         }
         return path
 
@@ -78,11 +87,15 @@ class RunStore:
         state = {"settings": self.settings, "candidates": self.records}
         atomic_write_text(self.out_dir / STATE_NAME, json.dumps(state, indent=1, sort_keys=True))
 
-    def write_tables(self, rows: Sequence[dict[str, Any]], components: Sequence[str], header: dict[str, Any]) -> tuple[Path, Path]:
-        """``results.json`` (settings + rows) and ``results.csv`` (prompt, seed, rank, score, components..., file)."""
+    def write_tables(
+        self, rows: Sequence[dict[str, Any]], components: Sequence[str], header: dict[str, Any],
+        extra_columns: Sequence[str] = (),
+    ) -> tuple[Path, Path]:
+        """``results.json`` (settings + rows) and ``results.csv`` (prompt, seed, rank, score,
+        components..., file, then ``extra_columns``)."""
         json_path, csv_path = self.out_dir / TABLE_JSON, self.out_dir / TABLE_CSV
         atomic_write_text(json_path, json.dumps({**header, "candidates": list(rows)}, indent=1))
-        columns = ["prompt", "seed", "rank", "score", *components, "file"]
+        columns = ["prompt", "seed", "rank", "score", *components, "file", *extra_columns]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()

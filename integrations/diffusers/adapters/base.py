@@ -112,8 +112,9 @@ def _as_list(prompts: Sequence[str] | str) -> list[str]:
 class VideoPipelineAdapter:
     """Family-specific access to a diffusers text-to-video pipeline (subclass per family).
 
-    Subclasses set ``family``, ``pipeline_class_names``, ``frame_decoding`` and
-    ``temporal_compression``, and implement the ``_``-prefixed hooks plus the loop pieces.
+    Subclasses set ``family``, ``pipeline_class_names``, ``frame_decoding`` and the compression
+    attribute names, and implement ``prepare_latents``, ``denoiser_forward`` and ``_vae_decode``
+    (plus whatever of the rest differs in their family).
     Every latent tensor taken or returned is canonical ``[B, C, F_latent, h, w]``; use
     ``from_pipeline_latents`` / ``to_pipeline_latents`` to exchange latents with the pipeline.
     Nothing here disables autograd except ``encode_prompt`` (text encoders stay frozen).

@@ -5,13 +5,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from ..base import VideoReward
 from ..errors import RewardInputError, ScoringInputError
 from .batching import batches_by_shape
-from .dataset import Decoded, VideoReader, decode_in_workers
+from .dataset import Decoded, VideoReader, as_reward_input, decode_in_workers
 from .inputs import VideoItem, require_prompts
 from .results import (
     Record,
@@ -217,7 +216,7 @@ def _score_batch(model: VideoReward, batch: list[Decoded], columns: set[str]) ->
 
 
 def _rows(model: VideoReward, batch: list[Decoded]) -> list[dict[str, float]]:
-    videos = torch.stack([entry.video for entry in batch])
+    videos = as_reward_input([entry.video for entry in batch])
     prompts = [entry.item.prompt for entry in batch]
     has_prompts = all(prompt is not None for prompt in prompts)
     return model.score(videos, prompts if has_prompts else None).to_rows()

@@ -1,11 +1,11 @@
 """Scoring throughput (videos/s) of ``reward.scoring.score_videos`` versus decoding workers and batch size.
 
-    python benchmarks/bench_scoring.py --rewards colorfulness dover-tiny --write benchmarks/RESULTS.md
+    python benchmarks/bench_scoring.py --rewards colorfulness dover-tiny --write
 
 Writes synthetic mp4s once into a temporary folder, then scores them with every reward and every
 combination of ``--workers`` and ``--batch-sizes`` (worker start-up included, as a user would see
-it) and prints a markdown table; ``--write`` puts it under the "Scoring throughput" heading of a
-file. Rewards without published weights at hand (``*-tiny``) are built with random weights.
+it) and prints a markdown table; ``--write`` puts it under the "Scoring throughput" heading of
+benchmarks/RESULTS.md. Rewards without published weights at hand (``*-tiny``) are built with random weights.
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 import reward
-from reward.checkpoints import atomic_write_text
 from reward.scoring import discover_videos, score_videos
 from reward.video.io import read_video, write_video
+from results_md import write_section
 
 HEADING = "## Scoring throughput"
 
@@ -45,8 +45,6 @@ def measure(model: reward.VideoReward, folder: Path, workers: int, batch_size: i
 
 def table(args: argparse.Namespace, rows: list[tuple[str, int, int, float]]) -> str:
     lines = [
-        HEADING,
-        "",
         f"`python benchmarks/bench_scoring.py --rewards {' '.join(args.rewards)} "
         f"--videos {args.videos} --frames {args.frames} --size {args.size}`: {args.videos} mp4s of "
         f"{args.frames} frames at {args.size}x{args.size}, decoded and scored on {platform.machine()} "
@@ -61,18 +59,6 @@ def table(args: argparse.Namespace, rows: list[tuple[str, int, int, float]]) -> 
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the "Scoring throughput" section of ``path``, keeping every other section."""
-    text = path.read_text() if path.is_file() else "# Benchmark results\n"
-    start = text.find(HEADING)
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-    atomic_write_text(path, text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rewards", nargs="+", default=["colorfulness", "dover-tiny"])
@@ -81,7 +67,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--write", type=Path, help="markdown file whose 'Scoring throughput' section is replaced")
+    parser.add_argument("--write", action="store_true", help="replace the 'Scoring throughput' section of benchmarks/RESULTS.md")
     args = parser.parse_args()
     args.load = os.getloadavg()[0]
 
@@ -95,10 +81,10 @@ def main() -> None:
                 for batch_size in args.batch_sizes:
                     rows.append((name, workers, batch_size, measure(model, Path(folder), workers, batch_size)))
                     print(f"{name} workers={workers} batch={batch_size}: {rows[-1][3]:.2f} videos/s", flush=True)
-    section = table(args, rows)
-    print(section)
+    body = table(args, rows)
+    print(body)
     if args.write:
-        write_section(args.write, section)
+        write_section(HEADING, body)
 
 
 if __name__ == "__main__":

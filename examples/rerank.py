@@ -8,6 +8,10 @@ Real model (downloads Wan2.1-T2V-1.3B and the reward weights on first use; a GPU
 Anywhere in seconds, offline (a tiny random pipeline and a tiny random reward):
 
     python examples/rerank.py --tiny --prompt "a red fox in snow" --n 4
+
+Many prompts on 8 GPUs (accelerate splits the prompts between the processes; rank 0 merges):
+
+    accelerate launch --num_processes 8 examples/rerank.py --prompts-file prompts.txt --n 8
 """
 from __future__ import annotations
 
@@ -21,11 +25,14 @@ import reward
 from integrations.diffusers import TINY_FAMILIES, build_tiny_pipeline, tiny_generation_kwargs
 from integrations.diffusers.best_of_n import BestOfNResult, best_of_n
 from integrations.diffusers.pruning import EarlyPruning
+from reward.scoring import Processes
 
 DEFAULT_MODEL = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 DEFAULT_REWARD = "aigc-vqa"
 #: Offline rewards for --tiny, best first: the tiny AIGC-VQA once registered, then fallbacks.
 TINY_REWARDS = ("aigc-vqa-tiny", "dover-tiny", "colorfulness")
+#: The random weights of the --tiny reward: the same in every process and every (resumed) run.
+TINY_REWARD_SEED = 0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, help="video width (default: the pipeline's)")
     parser.add_argument("--guidance-scale", type=float, help="classifier-free guidance (default: the pipeline's)")
     parser.add_argument("--negative-prompt", help="negative prompt for every video")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="generator device")
+    parser.add_argument("--device", help="generator device (default: this process's accelerate device, e.g. cuda:R)")
     parser.add_argument("--reward-device", help="reward device (default: --device)")
     parser.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16", "float16"],
                         help="generator weights dtype (default bfloat16; the Wan VAE stays float32)")
@@ -72,6 +79,13 @@ def tiny_reward_name() -> str:
     return next(name for name in TINY_REWARDS if name in available)
 
 
+def choose_device(args: argparse.Namespace) -> Processes:
+    """Join the ``accelerate launch`` run (or stand alone) and default ``--device`` to this process's device."""
+    processes = Processes.current(cpu=args.device.startswith("cpu") if args.device else None)
+    args.device = args.device or str(processes.device)
+    return processes
+
+
 def load_pipeline(args: argparse.Namespace):
     if args.tiny:
         return build_tiny_pipeline(args.tiny_family, device=args.device)
@@ -86,7 +100,9 @@ def load_pipeline(args: argparse.Namespace):
 def load_reward(args: argparse.Namespace) -> reward.VideoReward:
     device = args.reward_device or args.device
     if args.tiny:
-        return reward.load(args.reward or tiny_reward_name(), weights=args.weights, pretrained=False, device=device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(TINY_REWARD_SEED)
+            return reward.load(args.reward or tiny_reward_name(), weights=args.weights, pretrained=False, device=device)
     dtype = None if args.dtype == "float32" else args.dtype
     return reward.load(args.reward or DEFAULT_REWARD, weights=args.weights, device=device, dtype=dtype)
 
@@ -125,16 +141,20 @@ def print_ranking(result: BestOfNResult, prompts: list[str], top_k: int) -> None
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    processes = choose_device(args)
     pipe = load_pipeline(args)
     model = load_reward(args)
-    print(f"generator: {type(pipe).__name__} ({'tiny random ' + args.tiny_family if args.tiny else args.model})")
-    print(f"reward: {args.reward or (tiny_reward_name() if args.tiny else DEFAULT_REWARD)} on {model.device}")
+    if processes.is_main:
+        print(f"generator: {type(pipe).__name__} ({'tiny random ' + args.tiny_family if args.tiny else args.model})")
+        print(f"reward: {args.reward or (tiny_reward_name() if args.tiny else DEFAULT_REWARD)} on {model.device}")
+        print(f"processes: {processes.world}")
     result = best_of_n(
         pipe, args.prompt, model, n=args.n, batch_size=args.batch_size, seed=args.seed, top_k=min(args.top_k, args.n),
-        out_dir=args.out, resume=not args.no_resume, fps=args.fps,
+        out_dir=args.out, resume=not args.no_resume, fps=args.fps, processes=processes,
         prune=EarlyPruning(args.prune_step, keep=args.prune_keep) if args.prune_step else None, **generation_kwargs(args),
     )
-    print_ranking(result, args.prompt, min(args.top_k, args.n))
+    if result is not None:
+        print_ranking(result, args.prompt, min(args.top_k, args.n))
     return 0
 
 

@@ -19,11 +19,12 @@ from tqdm.auto import tqdm
 
 import reward as reward_lib
 from reward.base import VideoReward
+from reward.scoring.sharding import Processes
 
 from .contact_sheet import SheetRow, save_contact_sheet
 from .outputs import to_videos
 from .pruning import EarlyPruning, Pruner, PruningReport
-from .run_store import RunStore
+from .run_store import RunStore, prepare_state, shard_state_path
 from .video_files import read_video
 
 #: Seeds of consecutive prompts are this far apart, so ``n`` must stay below it.
@@ -170,8 +171,9 @@ def best_of_n(
     keep_videos: bool | None = None,
     save_tensors: bool = False,
     prune: EarlyPruning | None = None,
+    processes: Processes | None = None,
     **pipe_kwargs: Any,
-) -> BestOfNResult:
+) -> BestOfNResult | None:
     """Generate ``n`` candidates per prompt, score them with ``reward`` (an instance or a registered
     name), and rank them per prompt.
 
@@ -187,41 +189,39 @@ def best_of_n(
     Table scores are those of the decoded float videos; the mp4 files are H.264 (yuv420p), so
     re-scoring a file gives a slightly different number. ``save_tensors`` also writes each exact
     float32 video next to its mp4 (``.safetensors``, key ``"video"``, [T, 3, H, W]; large).
+
+    Under ``accelerate launch`` (``processes``, default: this launch) the prompts are split
+    between the processes by index, so seeds and file names stay those of a one-process run.
+    Every process saves its videos and contact sheets into the shared ``out_dir`` and records its
+    candidates in its own state shard; rank 0 waits for all, merges, writes the tables and
+    returns the result of every prompt (without video tensors); the other ranks return None.
     """
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     _check_arguments(prompts, n, batch_size, top_k, prune, pipe_kwargs)
     pipe_kwargs.setdefault("output_type", "pt")
     model = _load_reward(reward, reward_device)
+    processes = processes or Processes.current(cpu=model.device.type == "cpu")
+    if processes.world > 1 and out_dir is None:
+        raise ValueError(f"best_of_n in {processes.world} processes merges their results on disk: pass out_dir")
     keep_videos = out_dir is None if keep_videos is None else keep_videos
     out_path = Path(out_dir) if out_dir is not None else None
     store = None
     if out_path is not None:
         settings = _settings(pipe, model, seed, fps, prune, pipe_kwargs)
-        store = RunStore(out_path, settings, resume=resume, fps=fps, save_tensors=save_tensors)
+        store = _open_store(out_path, settings, processes, resume=resume, fps=fps, save_tensors=save_tensors)
     pruner = Pruner(prune, pipe, model, pipe_kwargs, higher_is_better) if prune is not None else None
 
-    candidates: list[Candidate] = []
-    todo: list[tuple[int, int, int]] = []
-    for i, prompt in enumerate(prompts):
-        for j in range(n):
-            s = candidate_seed(seed, i, j)
-            record = store.finished(i, j, prompt, s) if store else None
-            if record is None:
-                todo.append((i, j, s))
-                continue
-            candidates.append(Candidate(
-                prompt, i, j, s, record["score"], record["components"],
-                file=out_path / record["file"] if record["file"] else None,
-                pruned_at_step=record.get("pruned_at_step"), preview_score=record.get("preview_score"),
-            ))
-            if pruner is not None:
-                pruner.remember(i, record.get("preview_score"))
+    mine = processes.shard(range(len(prompts)))
+    candidates, todo = _split_finished(store, prompts, mine, n, seed)
+    if pruner is not None:
+        for candidate in candidates:
+            pruner.remember(candidate.prompt_index, candidate.preview_score)
 
     pick_best = max if higher_is_better else min
     made: list[Candidate] = []
     restore_bar = _quiet_pipeline_progress(pipe)
     try:
-        with tqdm(total=len(todo), desc="best-of-N", unit="video", disable=not progress) as bar:
+        with tqdm(total=len(todo), desc="best-of-N", unit="video", disable=not (progress and processes.is_main)) as bar:
             for chunk in _chunks(todo, batch_size):
                 made.extend(_generate_and_score(pipe, model, prompts, chunk, store, keep_videos, pruner, pipe_kwargs))
                 if store is not None:
@@ -234,8 +234,66 @@ def best_of_n(
     result = BestOfNResult(_rank(candidates + made, higher_is_better), top_k or n, out_path, generated=len(todo))
     if pruner is not None:
         result.pruning = pruner.report([c.pruned_at_step for c in made])
-    if store is not None:
-        _write_outputs(result, store, prompts, n, prune is not None)
+    if store is None:
+        return result
+    result.contact_sheets = _write_contact_sheets(result, store.out_dir, prompts, mine)
+    if processes.world > 1:
+        processes.barrier()
+        if not processes.is_main:
+            return None
+        result = _merged_result(store, processes.world, prompts, n, seed, top_k or n, pruner, higher_is_better)
+    _write_tables(result, store, prompts, n, prune is not None)
+    return result
+
+
+def _open_store(
+    out_dir: Path, settings: dict[str, Any], processes: Processes, *, resume: bool, fps: float, save_tensors: bool
+) -> RunStore:
+    """Rank 0 prepares ``state.json`` (folding an interrupted run's shards) before any process opens it."""
+    if processes.is_main:
+        prepare_state(out_dir, settings, resume=resume)
+    processes.barrier()
+    shard = shard_state_path(out_dir, processes.rank, processes.world) if processes.world > 1 else None
+    return RunStore(out_dir, settings, fps=fps, save_tensors=save_tensors, shard=shard)
+
+
+def _split_finished(
+    store: RunStore | None, prompts: list[str], prompt_indices: Sequence[int], n: int, base_seed: int
+) -> tuple[list[Candidate], list[tuple[int, int, int]]]:
+    """The candidates of ``prompt_indices`` finished in ``store``, and ``(prompt, candidate, seed)`` of the others."""
+    finished: list[Candidate] = []
+    todo: list[tuple[int, int, int]] = []
+    for i in prompt_indices:
+        for j in range(n):
+            s = candidate_seed(base_seed, i, j)
+            record = store.finished(i, j, prompts[i], s) if store is not None else None
+            if record is None:
+                todo.append((i, j, s))
+                continue
+            finished.append(Candidate(
+                prompts[i], i, j, s, record["score"], record["components"],
+                file=store.out_dir / record["file"] if record["file"] else None,
+                pruned_at_step=record.get("pruned_at_step"), preview_score=record.get("preview_score"),
+            ))
+    return finished, todo
+
+
+def _merged_result(
+    store: RunStore, world: int, prompts: list[str], n: int, base_seed: int, top_k: int, pruner: Pruner | None,
+    higher_is_better: bool,
+) -> BestOfNResult:
+    """Rank 0, once every process is done: all candidates, read back from the merged state."""
+    added = store.merge_shards(world)
+    candidates, missing = _split_finished(store, prompts, range(len(prompts)), n, base_seed)
+    if missing:
+        raise RuntimeError(
+            f"{len(missing)} candidates made by other processes are not in {store.out_dir} (first: prompt "
+            f"{missing[0][0]}, candidate {missing[0][1]}); out_dir must be a folder every process shares."
+        )
+    result = BestOfNResult(_rank(candidates, higher_is_better), top_k, store.out_dir, generated=len(added))
+    result.contact_sheets = [_contact_sheet_path(store.out_dir, i) for i in range(len(prompts))]
+    if pruner is not None:
+        result.pruning = pruner.report([record["pruned_at_step"] for record in added.values()])
     return result
 
 
@@ -288,7 +346,7 @@ def _label(candidate: Candidate) -> list[str]:
     return lines + [f"{name} {value:.4g}" for name, value in candidate.components.items()]
 
 
-def _write_outputs(result: BestOfNResult, store: RunStore, prompts: list[str], n: int, pruning: bool) -> None:
+def _write_tables(result: BestOfNResult, store: RunStore, prompts: list[str], n: int, pruning: bool) -> None:
     rows = [c.row(store.out_dir) for c in result.candidates]
     components = list(dict.fromkeys(name for c in result.candidates for name in c.components))
     header = {**store.settings, "prompts": prompts, "n": n, "top_k": result.top_k}
@@ -296,10 +354,19 @@ def _write_outputs(result: BestOfNResult, store: RunStore, prompts: list[str], n
         header["pruning"] = {**dataclasses.asdict(result.pruning), "saved_fraction": result.pruning.saved_fraction}
     extra = ["pruned_at_step", "preview_score"] if pruning else []
     result.table_json, result.table_csv = store.write_tables(rows, components, header, extra_columns=extra)
-    for i in range(len(prompts)):
-        sheet_rows = [SheetRow(read_video(c.file), _label(c)) for c in result.for_prompt(i) if c.finished]
-        path = store.out_dir / f"contact_sheet_p{i:03d}.png"
-        result.contact_sheets.append(save_contact_sheet(path, sheet_rows, title=f"prompt {i}: {prompts[i]}"))
+
+
+def _contact_sheet_path(out_dir: Path, prompt_index: int) -> Path:
+    return out_dir / f"contact_sheet_p{prompt_index:03d}.png"
+
+
+def _write_contact_sheets(result: BestOfNResult, out_dir: Path, prompts: list[str], prompt_indices: Sequence[int]) -> list[Path]:
+    """One contact sheet per prompt of ``prompt_indices``: its finished candidates, best first."""
+    paths = []
+    for i in prompt_indices:
+        rows = [SheetRow(read_video(c.file), _label(c)) for c in result.for_prompt(i) if c.finished]
+        paths.append(save_contact_sheet(_contact_sheet_path(out_dir, i), rows, title=f"prompt {i}: {prompts[i]}"))
+    return paths
 
 
 def _quiet_pipeline_progress(pipe: Any):

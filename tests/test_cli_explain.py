@@ -37,3 +37,15 @@ def test_cli_explains_pcqa_frame_by_frame(tmp_path, capsys):
     panel = 2 * round(PANEL_WIDTH * 32 / 48 / 2)
     assert Image.open(result["png"]).size == (4 * PANEL_WIDTH, CAPTION_HEIGHT + panel + CURVE_ROW_HEIGHT + 18)
     assert tuple(read_video(result["mp4"]).shape) == (5, 3, CAPTION_HEIGHT + panel + CURVE_ROW_HEIGHT + 18, PANEL_WIDTH)
+
+
+def test_cli_explains_aigc_vqa_maps_and_its_alignment_frame_by_frame(tmp_path, capsys):
+    video = write_mp4(tmp_path / "clip.mp4", frames=5, height=32, width=48)
+    argv = ["explain", str(video), "--prompt", "a test clip", "--reward", "aigc-vqa-tiny", "--random-weights", "--out", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["scores"]) == {"score", "technical", "aesthetic", "alignment"}
+    panel = 2 * round(PANEL_WIDTH * 32 / 48 / 2)
+    chart = 3 * CURVE_ROW_HEIGHT + 18  # technical map, aesthetic map, alignment (frame alone)
+    assert Image.open(result["png"]).size == (4 * PANEL_WIDTH, CAPTION_HEIGHT + 2 * panel + chart)
+    assert tuple(read_video(result["mp4"]).shape) == (5, 3, CAPTION_HEIGHT + panel + chart, 2 * PANEL_WIDTH)

@@ -14,6 +14,7 @@ from reward.explain.render import panel_frames, shown_frames
 from reward.output import RewardOutput
 from reward.simple import SimpleConfig, StatisticReward
 from reward.video.io import read_video
+from reward.video.sampling import uniform_frame_indices
 from reward.video.views import aesthetic_view, technical_view
 
 
@@ -137,8 +138,10 @@ def test_explain_draws_per_frame_scores_of_a_reward_without_maps(tmp_path):
 
 
 def test_a_reward_without_maps_is_explained_frame_by_frame(tmp_path):
-    video = torch.linspace(0, 1, 6).view(6, 1, 1, 1).expand(6, 3, 32, 64).contiguous()
+    video = torch.linspace(0, 1, 20).view(20, 1, 1, 1).expand(20, 3, 32, 64).contiguous()
     result = explain_video(StatisticReward(SimpleConfig("brightness")), video, None, tmp_path)
     assert list(result.maps.curves) == ["brightness (frame alone)"]
-    assert result.maps.curves["brightness (frame alone)"].tolist() == pytest.approx(torch.linspace(0, 1, 6).tolist(), abs=1e-6)
+    scored = uniform_frame_indices(20, 16)  # at most 16 frames are scored; the others show the nearest
+    expected = torch.linspace(0, 1, 20)[scored][nearest_positions(scored, torch.arange(20))]
+    assert result.maps.curves["brightness (frame alone)"].tolist() == pytest.approx(expected.tolist(), abs=1e-6)
     assert Image.open(result.png).size == (4 * 256, 64 + 128 + 56 + 18)

@@ -15,7 +15,7 @@ import torch
 from ..base import VideoReward
 from ..checkpoints import atomic_path
 from ..errors import RewardInputError
-from .maps import FrameMaps, frame_maps, frames_alone
+from .maps import FrameMaps, components_without_curves, frame_maps, frames_alone
 from .render import Caption, contact_sheet, movie_frames, panel_frames, panel_size, shown_frames
 
 __all__ = ["Explanation", "explain_video", "FrameMaps"]
@@ -43,9 +43,10 @@ def explain_video(
 ) -> Explanation:
     """Score ``video`` [T, 3, H, W] and write ``<name>.png`` and ``<name>.mp4`` into ``out_dir``.
 
-    Rewards whose forward takes ``return_maps=True`` (``dover``, ``dover-tiny``) get their maps
-    drawn (see ``reward.explain.maps``); any other reward (PCQA, ImageReward, ...) gets per-frame
-    curves from scoring each shown frame alone as an image (T = 1), its image mode.
+    Rewards whose forward takes ``return_maps=True`` (``dover``, ``aigc-vqa`` and their tiny
+    variants) get their maps drawn (see ``reward.explain.maps``); components without a map (AIGC-VQA's
+    alignment; every component of PCQA, ImageReward, ...) get per-frame curves from scoring frames
+    alone as images (T = 1).
     """
     from ..video.io import write_video
 
@@ -57,8 +58,9 @@ def explain_video(
     scores = {key: float(value[0]) for key, value in {"score": output.score, **output.components}.items()}
     height, width = video.shape[-2:]
     maps = frame_maps(output.extras, shown_frames(video.shape[0]), (height, width), panel_size(height, width))
-    if not maps.curves:
-        maps.curves.update(frames_alone(model, video, maps.frames, prompt))
+    uncovered = components_without_curves(maps, list(output.components))
+    if uncovered or not maps.curves:
+        maps.curves.update(frames_alone(model, video, maps.frames, prompt, uncovered or None))
     caption = Caption(reward_name or model.architecture, prompt, scores)
     pictures = panel_frames(video, maps.frames)
     out_dir = Path(out_dir)

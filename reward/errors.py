@@ -12,3 +12,7 @@ class CheckpointError(RuntimeError):
 
 class WeightsNotFoundError(FileNotFoundError):
     """Weights could not be found locally, on the hub, or at a URL."""
+
+
+class DatasetError(ValueError):
+    """A training or evaluation dataset is malformed, or some of its files are missing or unreadable."""

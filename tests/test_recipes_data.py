@@ -175,7 +175,7 @@ def test_synthetic_mos_is_the_documented_function_and_items_are_seeded():
     wrong = SyntheticFactors("red", "circle", "blue", "square", 1.0, 1.0, 1.0, 1.0)
     assert synthetic_mos(wrong) == pytest.approx(1.0)
     half = SyntheticFactors("red", "circle", "blue", "circle", 0.5, 0.0, 0.0, 0.0)
-    assert synthetic_mos(half, alignment_weight=0.5) == pytest.approx(1 + 4 * (0.5 * (1 - 0.175) + 0.5 * 0.5))
+    assert synthetic_mos(half, alignment_weight=0.5) == pytest.approx(1 + 4 * (0.5 * (1 - 0.175) + 0.5 * 0.25))
     a, b = synthetic_items(5, seed=1), synthetic_items(5, seed=1)
     assert all(torch.equal(x.source, y.source) and x.mos == y.mos for x, y in zip(a, b))
     assert a[0].source.shape == (8, 3, 32, 32) and 0 <= float(a[0].source.min()) and float(a[0].source.max()) <= 1

@@ -26,6 +26,8 @@ COLOURS = {
 SHAPES = ("circle", "square")
 #: Weight of each degradation in the quality term (they sum to 1).
 DEGRADATION_WEIGHTS = {"blur": 0.35, "noise": 0.3, "flicker": 0.2, "fade": 0.15}
+#: Weight of a correct colour / shape word in the alignment term (they sum to 1).
+ALIGNMENT_WEIGHTS = {"colour": 0.75, "shape": 0.25}
 #: Probability that the prompt names the shown colour / shape.
 MATCH_PROBABILITY = {"colour": 0.6, "shape": 0.7}
 
@@ -51,11 +53,14 @@ class SyntheticFactors:
 def synthetic_mos(factors: SyntheticFactors, alignment_weight: float = 0.3) -> float:
     """MOS in [1, 5]: ``1 + 4 * ((1 - w) * quality + w * alignment)``.
 
-    quality = 1 - sum of weighted degradations (``DEGRADATION_WEIGHTS``); alignment = half for
-    the right colour plus half for the right shape.
+    quality = 1 - sum of weighted degradations (``DEGRADATION_WEIGHTS``); alignment = 0.75 for the
+    right colour word plus 0.25 for the right shape word (``ALIGNMENT_WEIGHTS``). With the default
+    weight, a scorer that ignores the prompt cannot exceed SROCC ~0.65.
     """
     quality = 1 - sum(weight * getattr(factors, name) for name, weight in DEGRADATION_WEIGHTS.items())
-    alignment = 0.5 * (factors.prompt_colour == factors.colour) + 0.5 * (factors.prompt_shape == factors.shape)
+    alignment = ALIGNMENT_WEIGHTS["colour"] * (factors.prompt_colour == factors.colour) + ALIGNMENT_WEIGHTS["shape"] * (
+        factors.prompt_shape == factors.shape
+    )
     return 1 + 4 * ((1 - alignment_weight) * quality + alignment_weight * alignment)
 
 
@@ -78,14 +83,14 @@ def render_clip(factors: SyntheticFactors, *, frames: int = 8, size: int = 32, s
 
     axis = (torch.arange(size, dtype=torch.float32) + 0.5) / size
     y, x = torch.meshgrid(axis, axis, indexing="ij")
-    tint = 0.45 + 0.2 * rand(3)
+    tint = 0.35 + 0.3 * rand(1) + 0.06 * (rand(3) - 0.5)
     texture = 0.08 * torch.sign(torch.sin(x * size * math.pi / 2) * torch.sin(y * size * math.pi / 2))
     background = (tint.view(3, 1, 1) + 0.15 * (y - 0.5) + texture).expand(frames, 3, size, size)
 
     start, velocity = 0.3 + 0.4 * rand(2), (rand(2) - 0.5) * 0.4
     time = torch.linspace(0, 1, frames).view(frames, 1, 1)
     cy, cx = start[0] + velocity[0] * time, start[1] + velocity[1] * time
-    radius = 0.2
+    radius = 0.25
     if factors.shape == "circle":
         distance = torch.sqrt((y - cy) ** 2 + (x - cx) ** 2) - radius
     else:

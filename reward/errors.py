@@ -14,5 +14,9 @@ class WeightsNotFoundError(FileNotFoundError):
     """Weights could not be found locally, on the hub, or at a URL."""
 
 
+class VideoReadError(RewardInputError, OSError):
+    """A video file or frame folder is missing, unreadable, or holds no frames."""
+
+
 class DatasetError(ValueError):
     """A training or evaluation dataset is malformed, or some of its files are missing or unreadable."""

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from reward.errors import DatasetError
+from reward.video.io import write_image
 from training_recipes.data import (
     EpochSampler,
     FrameLoader,
@@ -26,13 +26,12 @@ from training_recipes.data import (
     read_t2vqa_db,
     read_table,
 )
-from training_recipes.synthetic import SyntheticFactors, synthetic_items, synthetic_mos
+from training_recipes.synthetic import SyntheticFactors, synthetic_items, synthetic_mos, write_synthetic_dataset
 
 
-def _png(path, value=128, size=(12, 10)):
+def _png(path, value=0.5, size=(10, 12)):
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((size[1], size[0], 3), value, dtype=np.uint8)).save(path)
-    return path
+    return write_image(path, torch.full((3, *size), value))
 
 
 # -- readers ------------------------------------------------------------------------------------
@@ -180,3 +179,15 @@ def test_synthetic_mos_is_the_documented_function_and_items_are_seeded():
     assert all(torch.equal(x.source, y.source) and x.mos == y.mos for x, y in zip(a, b))
     assert a[0].source.shape == (8, 3, 32, 32) and 0 <= float(a[0].source.min()) and float(a[0].source.max()) <= 1
     assert len({i.prompt for i in synthetic_items(40)}) > 4
+
+
+@pytest.mark.parametrize("video_format, tolerance", [("frames", 0.5 / 255), ("mp4", 0.08)])
+def test_written_synthetic_dataset_reads_back_through_the_manifest(tmp_path, video_format, tolerance):
+    manifest = write_synthetic_dataset(tmp_path / "synthetic", 3, frames=4, size=16, video_format=video_format)
+    items = read_table(manifest)
+    originals = synthetic_items(3, frames=4, size=16)
+    loader = FrameLoader(FramePrep(num_frames=None))
+    loader.verify(items)
+    for item, original in zip(items, originals):
+        assert item.prompt == original.prompt and item.mos == pytest.approx(original.mos) and item.extra["colour"]
+        assert (loader(item) - original.source).abs().mean() <= tolerance

@@ -17,8 +17,8 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 BASE_CONFIG = CONFIG_DIR / "base.yaml"
 #: Written into every run folder and exported checkpoint: the fully resolved config of the run.
 RUN_CONFIG_NAME = "training_config.yaml"
-#: Sub-trees whose keys are free-form (model constructor overrides).
-OPEN_KEYS = ("model.overrides",)
+#: Sub-trees whose keys are free-form (constructor overrides, branch names).
+OPEN_KEYS = ("model.overrides", "stage.branches", "stage.unfrozen_fraction")
 
 
 def find_config(name: str | Path) -> Path:

@@ -2,9 +2,10 @@
 
 A stage names the components (branches) it trains; every other parameter is frozen. A branch is
 a list of submodule names of the model (``stage.branches``). ``stage.unfrozen_fraction`` leaves
-only that fraction of a branch trainable, using ``stage.freezer`` (``module, fraction ->`` nothing),
-by default freezing whole parameter tensors from the input side until the frozen share is reached.
-The resulting counts are exact and reported per branch.
+about that fraction of a branch trainable, using ``stage.freezer`` (``module, fraction ->`` nothing):
+by default whole parameter tensors are frozen from the input side until the frozen share is
+reached; ``imagereward_fix_rate`` follows ImageReward's layer-wise rule for BLIP. The resulting
+counts are exact and reported per branch.
 """
 from __future__ import annotations
 
@@ -103,7 +104,7 @@ def apply_stage(model: VideoReward, stage: DictConfig) -> list[BranchCount]:
     for name, fraction in stage.unfrozen_fraction.items():
         if name not in stage.train:
             raise ValueError(f"stage.unfrozen_fraction names {name!r}, which this stage does not train")
-        freezer(_BranchView(model, branches[name]), float(fraction))
+        freezer(nn.ModuleList(model.get_submodule(module) for module in branches[name]), float(fraction))
     reports = [BranchCount(name, *count(_branch_parameters(model, modules))) for name, modules in branches.items()]
     return reports + [BranchCount("all", *count(model.parameters()))]
 
@@ -117,20 +118,11 @@ def _branch_parameters(model: nn.Module, modules: list[str]):
         yield from submodule.parameters()
 
 
-class _BranchView(nn.Module):
-    """The submodules of one branch seen as one module (for freezers), without re-registering the model."""
+def imagereward_fix_rate(module: nn.Module, fraction: float) -> None:
+    """``stage.freezer`` for BLIP branches: ImageReward's layer-wise fix rate, with ``fix rate = 1 - fraction``."""
+    from reward.aigcvqa.alignment import freeze_by_fix_rate
 
-    def __init__(self, model: nn.Module, modules: list[str]):
-        super().__init__()
-        object.__setattr__(self, "_parts", [model.get_submodule(name) for name in modules])
-
-    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
-        for index, part in enumerate(self._parts):
-            yield from part.named_parameters(prefix=f"{prefix}{index}", recurse=recurse, remove_duplicate=remove_duplicate)
-
-    def parameters(self, recurse: bool = True):
-        for _, parameter in self.named_parameters(recurse=recurse):
-            yield parameter
+    freeze_by_fix_rate(module, 1.0 - fraction)
 
 
 def save_trainable_report(reports: list[BranchCount], folder: str | Path) -> Path:

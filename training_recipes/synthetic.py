@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from reward.video.io import write_video
+
 from .data.items import QualityItem, write_manifest
 
 COLOURS = {
@@ -145,28 +147,17 @@ def write_synthetic_dataset(
     alignment_weight: float = 0.3,
     video_format: str = "frames",
 ) -> Path:
-    """Write ``count`` clips into ``folder`` (PNG frame folders, or mp4) plus ``manifest.jsonl``; returns the manifest.
+    """Write ``count`` clips into ``folder`` plus ``manifest.jsonl``; returns the manifest path.
 
-    The manifest has the generic columns (path, prompt, mos) and every factor, so
-    ``read_table(manifest)`` loads it. mp4 is lossy: it softens the noise the MOS was computed from.
+    ``video_format`` is ``"frames"`` (a PNG frame folder per clip, lossless) or a container suffix
+    such as ``"mp4"`` (near-lossless H.264, which still softens the noise the MOS was computed
+    from). The manifest has the generic columns (path, prompt, mos) and every factor, so
+    ``read_table(manifest)`` loads it.
     """
-    from PIL import Image
-
-    if video_format not in ("frames", "mp4"):
-        raise ValueError(f"video_format must be 'frames' or 'mp4', got {video_format!r}")
     folder = Path(folder)
+    suffix = "" if video_format == "frames" else f".{video_format}"
     written = []
     for item in synthetic_items(count, seed=seed, frames=frames, size=size, alignment_weight=alignment_weight):
-        if video_format == "mp4":
-            from reward.video.io import write_video
-
-            target = folder / f"{item.name}.mp4"
-            write_video(target, item.source)
-        else:
-            target = folder / item.name
-            target.mkdir(parents=True, exist_ok=True)
-            pixels = (item.source * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-            for t, frame in enumerate(pixels):
-                Image.fromarray(frame).save(target / f"frame_{t:04d}.png")
+        target = write_video(folder / f"{item.name}{suffix}", item.source)
         written.append(QualityItem(target, item.prompt, item.mos, extra=item.extra))
     return write_manifest(written, folder / "manifest.jsonl")

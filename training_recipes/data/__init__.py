@@ -2,7 +2,7 @@
 from .augment import VideoAugment
 from .dataset import EpochSampler, QualityDataset
 from .items import QualityItem, read_image_table, read_t2vqa_db, read_table, write_manifest
-from .media import FrameLoader, FramePrep, MediaCheckError, read_media
+from .media import FrameLoader, FramePrep, MediaCheckError
 from .normalization import MosStats
 from .splits import Split, kfold_split, random_split, random_splits
 
@@ -20,7 +20,6 @@ __all__ = [
     "random_split",
     "random_splits",
     "read_image_table",
-    "read_media",
     "read_t2vqa_db",
     "read_table",
     "write_manifest",

@@ -7,35 +7,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from reward.checkpoints import load_safetensors, save_safetensors
 from reward.errors import DatasetError
+from reward.video.io import read_video
 from reward.video.sampling import uniform_frame_indices
 
 from .items import QualityItem
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
 #: How many bad files an error message lists before summarising (all are on ``error.bad_items``).
 MAX_NAMED = 20
 
 Reader = Callable[[Path], torch.Tensor]
-
-
-def read_media(path: Path) -> torch.Tensor:
-    """Read an image or a video file into ``[T, 3, H, W]`` floats in [0, 1] (an image gives T = 1)."""
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        from PIL import Image
-
-        with Image.open(path) as image:
-            array = np.asarray(image.convert("RGB"))
-        return torch.from_numpy(array.copy()).permute(2, 0, 1)[None].float() / 255
-    from reward.video.io import read_video
-
-    return read_video(path)
 
 
 @dataclass(frozen=True)
@@ -58,10 +44,11 @@ class FrameLoader:
 
     Decoded files are cached in ``cache_dir`` as uint8 safetensors keyed by the file's path,
     size, modification time and the preparation settings, so a changed file or setting is
-    decoded again. ``reader`` is the decoding function (default: ``read_media``).
+    decoded again. ``reader`` decodes a path to ``[T, 3, H, W]`` in [0, 1] (default:
+    ``reward.video.io.read_video``: video files, frame folders and images).
     """
 
-    def __init__(self, prep: FramePrep = FramePrep(), *, reader: Reader = read_media, cache_dir: str | Path | None = None):
+    def __init__(self, prep: FramePrep = FramePrep(), *, reader: Reader = read_video, cache_dir: str | Path | None = None):
         self.prep = prep
         self.reader = reader
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None

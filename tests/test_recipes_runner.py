@@ -1,0 +1,215 @@
+"""The training runner: configs and overrides, exact kill-and-resume, exports, evaluate, stage freezing."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf.errors import ConfigKeyError
+
+from reward.checkpoints import load_safetensors
+from training_recipes import evaluate as evaluate_cli
+from training_recipes.checkpointing import list_checkpoints
+from training_recipes.config import load_config, split_cli
+from training_recipes.evaluate import evaluate_checkpoint
+from training_recipes.modeling import apply_stage
+from training_recipes.objectives import make_objective
+from training_recipes.tiny_scorer import TinyScorerConfig, TinyVideoScorer
+from training_recipes.train import INTERRUPTED_EXIT_CODE, main as train_main, train
+
+REPO = Path(__file__).resolve().parents[1]
+#: A few seconds on one CPU thread: 32 training clips, 3 epochs of 2 optimizer steps (gradient
+#: accumulation 2), dropout, augmentation and a warm-up + cosine schedule: every source of state.
+QUICK = [
+    "data.synthetic.count=40", "data.synthetic.size=16", "train.epochs=3", "train.batch_size=8", "train.grad_accum=2",
+    "train.checkpoint_every=2", "train.keep_checkpoints=2", "train.log_every=1", "train.progress=false",
+    "data.augment.enabled=true",
+]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread when the machine is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    torch.set_num_threads(1)
+    return train("smoke_tiny", QUICK + [f"output_dir={tmp_path_factory.mktemp('runs') / 'whole'}"])
+
+
+def _rows(run: Path) -> list[dict]:
+    """Complete rows of the run's metrics log (a line still being written is skipped)."""
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().split("\n")[:-1]]
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    weights_a, weights_b = (load_safetensors(run / "final" / "model.safetensors") for run in (a, b))
+    assert weights_a.keys() == weights_b.keys()
+    for key in weights_a:
+        torch.testing.assert_close(weights_a[key], weights_b[key], rtol=1e-6, atol=1e-7)
+    rows_a, rows_b = _rows(a), _rows(b)
+    assert [(r["kind"], r["step"]) for r in rows_a] == [(r["kind"], r["step"]) for r in rows_b]
+    for row_a, row_b in zip(rows_a, rows_b):
+        for key, value in row_a.items():
+            assert row_b[key] == (pytest.approx(value, rel=1e-5, abs=1e-7) if isinstance(value, float) else value), key
+    assert (a / "train.csv").read_text().count("\n") == (b / "train.csv").read_text().count("\n")
+
+
+# -- configs ------------------------------------------------------------------------------------
+def test_bundled_recipe_loads_and_cli_overrides_apply(tmp_path):
+    config = load_config("smoke_tiny", ["train.epochs=3", "model.overrides.width=8", "data.size=[16,16]", "optim.lr=0.5"])
+    assert config.train.epochs == 3 and config.model.overrides.width == 8 and list(config.data.size) == [16, 16]
+    assert config.optim.lr == 0.5 and config.train.batch_size == 16 and config.loss.rank_weight == 0.3
+    assert config.output_dir == "runs/smoke_tiny"
+    with pytest.raises(ConfigKeyError, match="epoch"):
+        load_config("smoke_tiny", ["train.epoch=3"])
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: smoke_tiny\nname: child\ntrain:\n  batch_size: 4\n")
+    inherited = load_config(child, ["seed=7"])
+    assert inherited.train.batch_size == 4 and inherited.train.epochs == 15 and inherited.seed == 7
+    assert inherited.model.target.endswith("build_tiny_scorer") and inherited.output_dir == "runs/child"
+    assert split_cli(["smoke_tiny", "--split", "test", "a.b=1"]) == (["smoke_tiny", "--split", "test"], ["a.b=1"])
+    with pytest.raises(FileNotFoundError, match="bundled"):
+        load_config("no_such_recipe")
+    assert train_main([]) == 2
+
+
+# -- the run folder -------------------------------------------------------------------------------
+def test_run_writes_logs_checkpoints_and_native_exports(uninterrupted):
+    run = uninterrupted.output_dir
+    assert not uninterrupted.interrupted and uninterrupted.state.global_step == 6 and uninterrupted.state.epoch == 3
+    kinds = [row["kind"] for row in _rows(run)]
+    assert kinds.count("train") == 6 and kinds.count("eval") == 3
+    assert (run / "eval.csv").read_text().splitlines()[0].startswith("step,epoch,split,srocc,plcc,krcc,rmse")
+    assert [p.name for p in list_checkpoints(run)] == ["step_00000004", "step_00000006"]
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
+    best = TinyVideoScorer.from_pretrained(run / "best")
+    assert isinstance(best, TinyVideoScorer) and (run / "best" / "training_config.yaml").is_file()
+    assert uninterrupted.metrics["step"] == uninterrupted.state.best_step
+    report = json.loads((run / "trainable_parameters.json").read_text())
+    assert report[-1]["name"] == "all" and report[-1]["trainable"] == report[-1]["total"] > 0
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(uninterrupted, tmp_path, stop_signal):
+    overrides = QUICK + [f"output_dir={tmp_path / 'resumed'}"]
+
+    def interrupt(state):
+        if state.global_step == 3:  # mid-epoch, between two checkpoints
+            os.kill(os.getpid(), stop_signal)
+
+    first = train("smoke_tiny", overrides, on_step=interrupt)
+    assert first.interrupted and first.state.global_step == 3 and first.state.batches_in_epoch == 2
+    assert [p.name for p in list_checkpoints(first.output_dir)][-1] == "step_00000003"
+    assert signal.getsignal(stop_signal) is not None and not (first.output_dir / "final").exists()
+    second = train("smoke_tiny", overrides)
+    assert not second.interrupted and second.state.global_step == 6
+    _assert_same_run(uninterrupted.output_dir, second.output_dir)
+    assert second.metrics == pytest.approx(uninterrupted.metrics)
+
+
+# -- evaluate -------------------------------------------------------------------------------------
+def test_evaluate_reports_the_four_metrics_for_exports_and_training_checkpoints(uninterrupted, capsys):
+    run = uninterrupted.output_dir
+    from_run = evaluate_checkpoint(run)
+    for name in ("srocc", "plcc", "krcc", "rmse"):
+        assert from_run[name] == pytest.approx(uninterrupted.metrics[name], abs=1e-6)
+    assert set(from_run) >= {"quality/srocc", "alignment/plcc"}
+    final = evaluate_checkpoint(run / "final", split="train")
+    last_checkpoint = evaluate_checkpoint(list_checkpoints(run)[-1], split="train")
+    assert final == pytest.approx(last_checkpoint)
+    assert evaluate_cli.main([str(run / "final"), "--split", "all"]) == 0
+    table = capsys.readouterr().out
+    assert "on all:" in table and all(name in table for name in ("srocc", "plcc", "krcc", "rmse", "alignment"))
+    assert evaluate_cli.main([str(run), "--json", "--logistic"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) >= {"srocc", "plcc", "krcc", "rmse"}
+
+
+def test_validation_part_selects_the_best_checkpoint_and_test_is_reported(tmp_path):
+    result = train(
+        "smoke_tiny", QUICK + ["train.epochs=1", "data.split.val_fraction=0.2", f"output_dir={tmp_path / 'val'}"]
+    )
+    splits = [row.get("split") for row in _rows(result.output_dir) if row["kind"] == "eval"]
+    assert splits == ["val", "test"] and result.metrics["split"] == "test"
+
+
+# -- stages and objectives --------------------------------------------------------------------------
+def _stage(train_branches, fractions=None):
+    return load_config(
+        "smoke_tiny",
+        [
+            "stage.branches={quality: [frames, quality_head], alignment: [text, visual_proj]}",
+            f"stage.train={train_branches}",
+            f"stage.unfrozen_fraction={fractions or {}}",
+        ],
+    ).stage
+
+
+def test_stage_trains_only_its_branches_with_exact_unfrozen_fraction():
+    model = TinyVideoScorer(TinyScorerConfig(width=4, text_buckets=8, text_dim=2))
+    counts = {r.name: r for r in apply_stage(model, _stage("[alignment]"))}
+    assert counts["alignment"].trainable == counts["alignment"].total == 8 * 2 + 8 * 2 + 2
+    assert counts["quality"].trainable == 0 and counts["all"].trainable == counts["alignment"].total
+    assert all(not p.requires_grad for p in model.frames.parameters())
+
+    model = TinyVideoScorer(TinyScorerConfig(width=4, text_buckets=8, text_dim=2))
+    quality = [p.numel() for p in [*model.frames.parameters(), *model.quality_head.parameters()]]
+    assert quality == [108, 4, 144, 4, 96, 4, 4, 1]
+    counts = {r.name: r for r in apply_stage(model, _stage("[quality, alignment]", "{quality: 0.3}"))}
+    # 70% of 365 = 255.5 may be frozen: the leading tensors 108 + 4 + 144 = 256 exceed it, so 108 + 4 = 112 are frozen
+    assert counts["quality"].trainable == 365 - 112 and counts["quality"].fraction == pytest.approx(253 / 365)
+    assert counts["alignment"].fraction == 1.0
+
+
+def test_stage_keeps_parameters_frozen_by_design_and_names_bad_branches():
+    model = TinyVideoScorer(TinyScorerConfig(width=4))
+    model.text.requires_grad_(False)
+    counts = {r.name: r for r in apply_stage(model, _stage("[alignment]"))}
+    assert counts["alignment"].trainable == sum(p.numel() for p in model.visual_proj.parameters())
+    with pytest.raises(ValueError, match="stage.train names \\['motion'\\]"):
+        apply_stage(model, _stage("[motion]"))
+    bad = load_config("smoke_tiny", ["stage.branches={quality: [nope]}", "stage.train=[quality]"]).stage
+    with pytest.raises(ValueError, match="submodule 'nope'"):
+        apply_stage(model, bad)
+
+
+def test_normalized_mse_objective_needs_normalised_targets():
+    config = load_config("smoke_tiny", ["loss.name=normalized_mse"])
+    with pytest.raises(ValueError, match="data.normalize_mos=true"):
+        make_objective(config.loss, normalized_targets=False)
+    objective = make_objective(config.loss, normalized_targets=True)
+    output = TinyVideoScorer(TinyScorerConfig()).score(torch.rand(2, 2, 3, 8, 8), ["a red circle", "a blue square"])
+    terms = objective(output, {"target": output.score + 1})
+    assert float(terms["loss"]) == pytest.approx(1.0) and set(terms) == {"loss", "mse/score"}
+
+
+# -- the command line, killed by a real signal -------------------------------------------------------
+@pytest.mark.slow
+def test_cli_run_killed_with_sigterm_saves_a_checkpoint_and_exits_130(tmp_path):
+    run = tmp_path / "cli"
+    command = [sys.executable, "-m", "training_recipes.train", "smoke_tiny", *QUICK, "train.epochs=1000", f"output_dir={run}"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        while not (run / "metrics.jsonl").is_file() or sum(r["kind"] == "train" for r in _rows(run)) < 2:
+            assert process.poll() is None, process.stdout.read().decode()
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=120)[0].decode()
+    finally:
+        process.kill()
+    assert process.returncode == INTERRUPTED_EXIT_CODE, output
+    assert "run the same command again to resume" in output
+    last_step = [r for r in _rows(run) if r["kind"] == "train"][-1]["step"]
+    assert list_checkpoints(run)[-1].name == f"step_{last_step:08d}"

@@ -16,10 +16,11 @@ from omegaconf.errors import ConfigKeyError
 from reward.checkpoints import load_safetensors
 from training_recipes import evaluate as evaluate_cli
 from training_recipes.checkpointing import list_checkpoints
-from training_recipes.config import load_config, split_cli
+from training_recipes.config import CONFIG_DIR, load_config, split_cli
 from training_recipes.evaluate import evaluate_checkpoint
 from training_recipes.modeling import apply_stage
 from training_recipes.objectives import make_objective
+from training_recipes.protocol import run_protocol
 from training_recipes.tiny_scorer import TinyScorerConfig, TinyVideoScorer
 from training_recipes.train import INTERRUPTED_EXIT_CODE, main as train_main, train
 
@@ -85,6 +86,27 @@ def test_bundled_recipe_loads_and_cli_overrides_apply(tmp_path):
     assert train_main([]) == 2
 
 
+@pytest.mark.parametrize("recipe", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+def test_every_bundled_recipe_loads(recipe):
+    config = load_config(recipe, ["run_root=/tmp/runs"])
+    assert config.output_dir == f"/tmp/runs/{config.name}"
+    assert (config.model.name or config.model.target) if recipe != "base" else True
+
+
+def test_aigcvqa_stages_chain_and_follow_the_paper():
+    stages = [load_config(f"aigcvqa_stage{i}", ["run_root=/r"]) for i in (1, 2, 3)]
+    assert [list(s.stage.train) for s in stages] == [["technical", "aesthetic"], ["alignment"], ["technical", "aesthetic", "alignment"]]
+    assert [dict(s.stage.unfrozen_fraction) for s in stages] == [{}, {"alignment": 0.7}, {"alignment": 0.3}]
+    assert [s.model.weights for s in stages] == [None, "/r/aigcvqa_stage1/best", "/r/aigcvqa_stage2/best"]
+    for stage in stages:
+        assert (stage.optim.lr, stage.optim.weight_decay, stage.train.batch_size, stage.train.epochs) == (3e-5, 0.05, 8, 50)
+        assert stage.loss.name == "plcc_rank" and stage.loss.rank_weight == 0.3 and list(stage.loss.outputs) == list(stage.stage.train)
+    pcqa = load_config("pcqa_eva02_b")
+    assert (pcqa.optim.lr, pcqa.optim.weight_decay, pcqa.optim.grad_clip, pcqa.train.batch_size) == (2e-5, 1e-2, 1.0, 16)
+    assert pcqa.loss.name == "normalized_mse" and pcqa.data.normalize_mos and pcqa.optim.scheduler == "cosine"
+    assert pcqa.model.name == "pcqa-eva02-b" and pcqa.train.mixed_precision == "bf16" and pcqa.optim.warmup_ratio > 0
+
+
 # -- the run folder -------------------------------------------------------------------------------
 def test_run_writes_logs_checkpoints_and_native_exports(uninterrupted):
     run = uninterrupted.output_dir
@@ -142,6 +164,17 @@ def test_validation_part_selects_the_best_checkpoint_and_test_is_reported(tmp_pa
     )
     splits = [row.get("split") for row in _rows(result.output_dir) if row["kind"] == "eval"]
     assert splits == ["val", "test"] and result.metrics["split"] == "test"
+
+
+def test_protocol_trains_every_split_and_averages(tmp_path):
+    summary = run_protocol(["smoke_tiny"], QUICK + ["train.epochs=1", f"run_root={tmp_path}"], num_splits=2)
+    assert len(summary["splits"]) == 2 and summary["splits"][0] != summary["splits"][1]
+    for name in ("srocc", "plcc", "krcc", "rmse"):
+        assert summary["mean"][name] == pytest.approx((summary["splits"][0][name] + summary["splits"][1][name]) / 2)
+    saved = json.loads((tmp_path / "protocol.json").read_text())
+    assert saved["mean"] == pytest.approx(summary["mean"])
+    assert all((tmp_path / f"split_{i}" / "smoke_tiny" / "best" / "model.safetensors").is_file() for i in (0, 1))
+    assert run_protocol(["smoke_tiny"], QUICK + ["train.epochs=1", f"run_root={tmp_path}"], num_splits=2) == summary
 
 
 # -- stages and objectives --------------------------------------------------------------------------

@@ -42,6 +42,8 @@ from .session import accelerator_session
 
 BEST, FINAL = "best", "final"
 METRICS_NAME = "metrics.json"
+#: Written into best/ when a validation part selected it: its metrics on the test part.
+TEST_METRICS_NAME = "test_metrics.json"
 #: Exit code of an interrupted run (as for SIGINT); rerun the same command to resume.
 INTERRUPTED_EXIT_CODE = 130
 MIXED_PRECISION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -257,8 +259,14 @@ class Trainer:
         if self.eval_part != "val":
             result.metrics = json.loads((best / METRICS_NAME).read_text())
             return result
-        self.accelerator.unwrap_model(self.model).load_state_dict(load_safetensors(best / "model.safetensors"))
-        result.metrics = self._evaluate(self.accelerator.prepare(self._eval_loader("test")), "test", self.state.best_step)
+        tested = best / TEST_METRICS_NAME
+        if not tested.is_file():
+            self.accelerator.unwrap_model(self.model).load_state_dict(load_safetensors(best / "model.safetensors"))
+            row = self._evaluate(self.accelerator.prepare(self._eval_loader("test")), "test", self.state.best_step)
+            if self.accelerator.is_main_process:
+                atomic_write_text(tested, json.dumps({k: finite_or_none(v) for k, v in row.items()}, indent=2))
+            self.accelerator.wait_for_everyone()
+        result.metrics = json.loads(tested.read_text())
         return result
 
 

@@ -26,12 +26,12 @@ from .data.from_config import PARTS, build_data
 from .data.normalization import MosStats
 from .evaluation import finite_or_none, format_metrics, predict, score_metrics
 from .modeling import build_model, import_target
-from .session import accelerator_session
+from .session import accelerator_session, compute_dtype
 
 ACCELERATE_WEIGHTS = "model.safetensors"
 
 
-def _locate(checkpoint: Path) -> tuple[Path, Path | None]:
+def locate_checkpoint(checkpoint: Path) -> tuple[Path, Path | None]:
     """(folder holding the weights, folder holding the run config) for the three checkpoint kinds."""
     if (checkpoint / "best" / CONFIG_NAME).is_file():
         checkpoint = checkpoint / "best"
@@ -67,7 +67,7 @@ def evaluate_checkpoint(
     batch_size: int | None = None,
 ) -> dict[str, float]:
     """Metrics of ``checkpoint`` on ``split`` (train / val / test / all) of the configured data."""
-    weights, run = _locate(Path(checkpoint).expanduser())
+    weights, run = locate_checkpoint(Path(checkpoint).expanduser())
     if config is None:
         if run is None:
             raise FileNotFoundError(f"no {RUN_CONFIG_NAME} next to {weights}; pass --config RECIPE to say which data to use")
@@ -76,7 +76,7 @@ def evaluate_checkpoint(
     stored_stats = MosStats.load(weights)
     data = build_data(cfg.data, seed=cfg.seed, mos_stats=stored_stats)
     model = load_for_evaluation(weights, cfg)
-    model.set_compute_dtype(cfg.model.compute_dtype)
+    model.set_compute_dtype(compute_dtype(cfg))
     loader = DataLoader(data.dataset(split), batch_size=batch_size or cfg.train.eval_batch_size or cfg.train.batch_size, num_workers=cfg.data.num_workers)
     with accelerator_session(cfg, training=False) as accelerator:
         model, loader = accelerator.prepare(model, loader)

@@ -9,9 +9,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from omegaconf import DictConfig
+
+from reward.precision import parse_dtype
+
+MIXED_PRECISION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def compute_dtype(config: DictConfig) -> torch.dtype | None:
+    """The backbone autocast dtype: ``model.compute_dtype``, else the one of ``train.mixed_precision``."""
+    return parse_dtype(config.model.compute_dtype) or MIXED_PRECISION_DTYPES.get(config.train.mixed_precision)
 
 
 def tensorboard_trackers(setting: str | bool) -> list[str]:

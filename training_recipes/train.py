@@ -28,17 +28,16 @@ from transformers import get_scheduler
 
 from reward import metrics
 from reward.checkpoints import atomic_write_text, load_safetensors
-from reward.precision import parse_dtype
 
 from .checkpointing import TrainerState, list_checkpoints, load_checkpoint, save_checkpoint, write_dir_atomically
 from .config import load_config, save_config, split_cli
 from .data.dataset import EpochSampler
-from .data.from_config import RecipeData, build_data
+from .data.from_config import build_data
 from .evaluation import finite_or_none, format_metrics, predict, score_metrics
 from .metrics_log import MetricsLog
 from .modeling import apply_stage, build_model, format_trainable_report, save_trainable_report
 from .objectives import make_objective
-from .session import accelerator_session
+from .session import accelerator_session, compute_dtype
 
 BEST, FINAL = "best", "final"
 METRICS_NAME = "metrics.json"
@@ -46,7 +45,6 @@ METRICS_NAME = "metrics.json"
 TEST_METRICS_NAME = "test_metrics.json"
 #: Exit code of an interrupted run (as for SIGINT); rerun the same command to resume.
 INTERRUPTED_EXIT_CODE = 130
-MIXED_PRECISION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -95,7 +93,7 @@ class Trainer:
         with accelerator.main_process_first():
             self.data = build_data(config.data, seed=config.seed, verify=accelerator.is_main_process)
         model = build_model(config.model)
-        model.set_compute_dtype(parse_dtype(config.model.compute_dtype) or MIXED_PRECISION_DTYPES.get(config.train.mixed_precision))
+        model.set_compute_dtype(compute_dtype(config))
         branches = apply_stage(model, config.stage)
         model.train()
         self.trainable = [p for p in model.parameters() if p.requires_grad]

@@ -246,3 +246,23 @@ def test_cli_run_killed_with_sigterm_saves_a_checkpoint_and_exits_130(tmp_path):
     assert "run the same command again to resume" in output
     last_step = [r for r in _rows(run) if r["kind"] == "train"][-1]["step"]
     assert list_checkpoints(run)[-1].name == f"step_{last_step:08d}"
+
+
+@pytest.mark.slow
+def test_two_process_cpu_run_shards_batches_and_gathers_every_test_item_once(tmp_path):
+    run = tmp_path / "ddp"
+    overrides = [*QUICK, "data.synthetic.count=45", "train.batch_size=4", "train.cpu=true", f"output_dir={run}"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "training_recipes.train", "smoke_tiny", *overrides]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # 36 training clips, 2 processes x 4 per batch, accumulation 2: 3 optimizer steps per epoch (not 5)
+    assert [r["step"] for r in _rows(run) if r["kind"] == "eval"] == [3, 6, 9]
+    assert sorted(p.name for p in list_checkpoints(run)[-1].iterdir() if p.name.startswith("random_states")) == [
+        "random_states_0.pkl", "random_states_1.pkl"
+    ]
+    # the 9 test clips are split unevenly over the processes; gathering must count each exactly once
+    last = [r for r in _rows(run) if r["kind"] == "eval"][-1]
+    single = evaluate_checkpoint(run / "final", overrides=overrides)
+    for name in ("srocc", "plcc", "krcc", "rmse"):
+        assert single[name] == pytest.approx(last[name], abs=1e-5)

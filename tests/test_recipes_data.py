@@ -26,7 +26,15 @@ from training_recipes.data import (
     read_t2vqa_db,
     read_table,
 )
-from training_recipes.synthetic import SyntheticFactors, synthetic_items, synthetic_mos, write_synthetic_dataset
+from reward.metrics import srocc
+from training_recipes.synthetic import (
+    DEGRADATION_WEIGHTS,
+    SyntheticFactors,
+    sample_factors,
+    synthetic_items,
+    synthetic_mos,
+    write_synthetic_dataset,
+)
 
 
 def _png(path, value=0.5, size=(10, 12)):
@@ -179,6 +187,15 @@ def test_synthetic_mos_is_the_documented_function_and_items_are_seeded():
     assert all(torch.equal(x.source, y.source) and x.mos == y.mos for x, y in zip(a, b))
     assert a[0].source.shape == (8, 3, 32, 32) and 0 <= float(a[0].source.min()) and float(a[0].source.max()) <= 1
     assert len({i.prompt for i in synthetic_items(40)}) > 4
+
+
+def test_a_scorer_blind_to_the_prompt_cannot_pass_srocc_065():
+    factors = [sample_factors(np.random.default_rng([0, i])) for i in range(3000)]
+    mos = [synthetic_mos(f) for f in factors]
+    perfect_quality = [-sum(w * getattr(f, name) for name, w in DEGRADATION_WEIGHTS.items()) for f in factors]
+    assert 0.6 < srocc(perfect_quality, mos) < 0.67
+    colour_aware = [q + 0.3 / 0.7 * 0.75 * (f.colour == f.prompt_colour) for q, f in zip(perfect_quality, factors)]
+    assert srocc(colour_aware, mos) > 0.95
 
 
 @pytest.mark.parametrize("video_format, tolerance", [("frames", 0.5 / 255), ("mp4", 0.08)])

@@ -105,6 +105,7 @@ def test_aigcvqa_stages_chain_and_follow_the_paper():
     assert (pcqa.optim.lr, pcqa.optim.weight_decay, pcqa.optim.grad_clip, pcqa.train.batch_size) == (2e-5, 1e-2, 1.0, 16)
     assert pcqa.loss.name == "normalized_mse" and pcqa.data.normalize_mos and pcqa.optim.scheduler == "cosine"
     assert pcqa.model.name == "pcqa-eva02-b" and pcqa.train.mixed_precision == "bf16" and pcqa.optim.warmup_ratio > 0
+    assert pcqa.data.augment.enabled and pcqa.model.pretrained == "backbones"
 
 
 # -- the run folder -------------------------------------------------------------------------------
@@ -139,6 +140,32 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(uninterrupted,
     assert not second.interrupted and second.state.global_step == 6
     _assert_same_run(uninterrupted.output_dir, second.output_dir)
     assert second.metrics == pytest.approx(uninterrupted.metrics)
+
+
+def test_a_second_signal_stops_at_once(tmp_path):
+    def interrupt_twice(state):
+        if state.global_step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        train("smoke_tiny", QUICK + [f"output_dir={tmp_path / 'aborted'}"], on_step=interrupt_twice)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert [p.name for p in list_checkpoints(tmp_path / "aborted")] == ["step_00000002"]
+
+
+def test_tensorboard_is_optional():
+    from training_recipes.session import tensorboard_trackers
+
+    assert tensorboard_trackers(False) == []
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        assert tensorboard_trackers("auto") == []
+        with pytest.raises(ImportError, match="pip install tensorboard"):
+            tensorboard_trackers(True)
+    else:
+        assert tensorboard_trackers("auto") == ["tensorboard"]
 
 
 # -- evaluate -------------------------------------------------------------------------------------
@@ -215,6 +242,23 @@ def test_stage_keeps_parameters_frozen_by_design_and_names_bad_branches():
     bad = load_config("smoke_tiny", ["stage.branches={quality: [nope]}", "stage.train=[quality]"]).stage
     with pytest.raises(ValueError, match="submodule 'nope'"):
         apply_stage(model, bad)
+
+
+def test_imagereward_fix_rate_stage_counts_match_imagereward_freezing():
+    import reward
+    from reward.aigcvqa.alignment import freeze_by_fix_rate
+
+    stage = load_config(
+        "smoke_tiny",
+        ["stage.branches={alignment: [scorer]}", "stage.train=[alignment]", "stage.unfrozen_fraction={alignment: 0.7}",
+         "stage.freezer=training_recipes.modeling:imagereward_fix_rate"],
+    ).stage
+    model = reward.load("imagereward-tiny", pretrained=False)
+    counts = {r.name: r for r in apply_stage(model, stage)}
+    reference = reward.load("imagereward-tiny", pretrained=False)
+    trainable, total = freeze_by_fix_rate(reference.scorer, 0.3)
+    assert (counts["alignment"].trainable, counts["alignment"].total) == (trainable, total) and 0 < trainable < total
+    assert [p.requires_grad for p in model.parameters()] == [p.requires_grad for p in reference.parameters()]
 
 
 def test_normalized_mse_objective_needs_normalised_targets():

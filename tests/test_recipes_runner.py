@@ -13,10 +13,13 @@ import pytest
 import torch
 from omegaconf.errors import ConfigKeyError
 
+import reward
 from reward.checkpoints import load_safetensors
 from training_recipes import evaluate as evaluate_cli
 from training_recipes.checkpointing import list_checkpoints
 from training_recipes.config import CONFIG_DIR, load_config, split_cli
+from training_recipes.data.from_config import build_data
+from training_recipes.ensemble import build_ensemble
 from training_recipes.evaluate import evaluate_checkpoint
 from training_recipes.modeling import apply_stage
 from training_recipes.objectives import make_objective
@@ -245,7 +248,6 @@ def test_stage_keeps_parameters_frozen_by_design_and_names_bad_branches():
 
 
 def test_imagereward_fix_rate_stage_counts_match_imagereward_freezing():
-    import reward
     from reward.aigcvqa.alignment import freeze_by_fix_rate
 
     stage = load_config(
@@ -310,3 +312,33 @@ def test_two_process_cpu_run_shards_batches_and_gathers_every_test_item_once(tmp
     single = evaluate_checkpoint(run / "final", overrides=overrides)
     for name in ("srocc", "plcc", "krcc", "rmse"):
         assert single[name] == pytest.approx(last[name], abs=1e-5)
+
+
+def test_pcqa_members_combine_into_an_ensemble_with_training_statistics(tmp_path):
+    tiny = ["data.synthetic.count=40", "data.synthetic.size=16", "train.epochs=1", "train.batch_size=8", "train.progress=false"]
+    members = [
+        train("pcqa_tiny", [*tiny, f"output_dir={tmp_path / 'dot'}"]).output_dir,
+        train("pcqa_tiny", [*tiny, "model.overrides.mixer=concat", f"output_dir={tmp_path / 'concat'}"]).output_dir,
+    ]
+    result = build_ensemble(members, tmp_path / "ensemble")
+    ensemble = reward.VideoReward.from_pretrained(tmp_path / "ensemble")
+    assert type(ensemble).__name__ == "PCQAEnsemble" and result["statistics"]["count"] == 32
+    data = build_data(load_config(tmp_path / "ensemble" / "training_config.yaml").data)
+    train_part = [data.items[i] for i in data.split.train]
+    videos = torch.stack([data.loader(item) for item in train_part])
+    raw = ensemble.member_predictions(videos, [item.prompt for item in train_part]).double()
+    torch.testing.assert_close(ensemble.pred_mean.double(), raw.mean(1), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ensemble.pred_std.double(), raw.std(1, unbiased=False), rtol=1e-5, atol=1e-6)
+    assert set(result["metrics"]) >= {"srocc", "plcc", "krcc", "rmse", "member_0/srocc", "member_1/srocc"}
+
+
+# -- learning on synthetic data through the real scorers ----------------------------------------------
+@pytest.mark.slow
+def test_pcqa_tiny_recipe_learns_synthetic_quality(tmp_path):
+    result = train("pcqa_tiny", ["train.progress=false", f"output_dir={tmp_path / 'pcqa'}"])
+    assert result.metrics["srocc"] >= 0.7, result.metrics
+    model = reward.VideoReward.from_pretrained(result.best_dir)
+    assert type(model).__name__ == "PCQAReward" and (result.best_dir / "mos_stats.json").is_file()
+    evaluated = evaluate_checkpoint(result.output_dir)
+    assert evaluated["srocc"] == pytest.approx(result.metrics["srocc"], abs=1e-6)
+    assert evaluated["rmse"] < 0.5, "with stored MOS statistics RMSE is in MOS units"

@@ -105,7 +105,7 @@ def render_clip(factors: SyntheticFactors, *, frames: int = 8, size: int = 32, s
     luma = (video * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
     video = luma + (1 - 0.85 * factors.fade) * (video - luma)
     signs = torch.where(rand(frames) < 0.5, -1.0, 1.0).view(frames, 1, 1, 1)
-    video = video * (1 + 0.3 * factors.flicker * signs)
+    video = video + 0.2 * factors.flicker * signs
     video = video + 0.15 * factors.noise * torch.randn(video.shape, generator=generator)
     return video.clamp(0, 1)
 

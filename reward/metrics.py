@@ -39,32 +39,27 @@ def _constant(values: np.ndarray) -> bool:
     return bool(np.all(values == values[0]))
 
 
-def srocc(pred: Any, target: Any) -> float:
-    """Spearman rank-order correlation (average ranks for ties); ``nan`` if either side is constant."""
-    pred, target = _as_pair(pred, target)
+def _correlation(statistic, pred: np.ndarray, target: np.ndarray) -> float:
+    """A scipy correlation, or ``nan`` when either side is constant (where it is undefined)."""
     if _constant(pred) or _constant(target):
         return math.nan
-    return float(stats.spearmanr(pred, target).statistic)
+    return float(statistic(pred, target).statistic)
+
+
+def srocc(pred: Any, target: Any) -> float:
+    """Spearman rank-order correlation (average ranks for ties); ``nan`` if either side is constant."""
+    return _correlation(stats.spearmanr, *_as_pair(pred, target))
 
 
 def krcc(pred: Any, target: Any) -> float:
     """Kendall rank correlation, tau-b (tie-corrected); ``nan`` if either side is constant."""
-    pred, target = _as_pair(pred, target)
-    if _constant(pred) or _constant(target):
-        return math.nan
-    return float(stats.kendalltau(pred, target).statistic)
+    return _correlation(stats.kendalltau, *_as_pair(pred, target))
 
 
 def plcc(pred: Any, target: Any, *, logistic: bool = False) -> float:
     """Pearson linear correlation, after the 4-parameter logistic mapping when ``logistic``."""
     pred, target = _as_pair(pred, target)
-    return _pearson(logistic_map(pred, target) if logistic else pred, target)
-
-
-def _pearson(pred: np.ndarray, target: np.ndarray) -> float:
-    if _constant(pred) or _constant(target):
-        return math.nan
-    return float(stats.pearsonr(pred, target).statistic)
+    return _correlation(stats.pearsonr, logistic_map(pred, target) if logistic else pred, target)
 
 
 def rmse(pred: Any, target: Any, *, logistic: bool = False) -> float:
@@ -112,7 +107,7 @@ def quality_metrics(pred: Any, target: Any, *, logistic: bool = False) -> dict[s
     """All four metrics at once: ``{"srocc", "plcc", "krcc", "rmse"}`` (the logistic fit runs once)."""
     pred, target = _as_pair(pred, target)
     mapped = logistic_map(pred, target) if logistic else pred
-    return {"srocc": srocc(pred, target), "plcc": _pearson(mapped, target), "krcc": krcc(pred, target), "rmse": _rmse(mapped, target)}
+    return {"srocc": srocc(pred, target), "plcc": _correlation(stats.pearsonr, mapped, target), "krcc": krcc(pred, target), "rmse": _rmse(mapped, target)}
 
 
 def is_better(candidate: float, best: float | None, *, higher_is_better: bool = True) -> bool:

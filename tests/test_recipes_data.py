@@ -69,6 +69,9 @@ def test_table_readers_csv_jsonl_and_image_table(tmp_path):
     assert image.source == tmp_path / "images" / "img1.png" and image.prompt == "a red car, at night"
     with pytest.raises(DatasetError, match=r"missing columns \['path'\]"):
         read_table(tmp_path / "aigiqa.csv")
+    (tmp_path / "wide.csv").write_text("path,prompt,mos\na.mp4,p,1,extra\n")
+    with pytest.raises(DatasetError, match="wide.csv:2: expected one value per header column"):
+        read_table(tmp_path / "wide.csv")
     with pytest.raises(DatasetError, match="export it as CSV"):
         (tmp_path / "t.xlsx").write_bytes(b"x")
         read_table(tmp_path / "t.xlsx")

@@ -92,6 +92,8 @@ def read_table(
     path_key, prompt_key, mos_key = columns
     items = []
     for where, row in _rows(table):
+        if not isinstance(row, dict) or None in row:
+            raise DatasetError(f"{where}: expected one value per header column (or a JSON object), got {row!r}")
         missing = [key for key in columns if key not in row]
         if missing:
             raise DatasetError(f"{where}: missing columns {missing} (has {sorted(row)}); set data.columns")

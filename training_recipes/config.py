@@ -1,4 +1,6 @@
-"""Recipe configs: omegaconf YAML files that may ``extends:`` another, plus ``key=value`` command-line overrides.
+"""Recipe configs: omegaconf YAML files that may ``extends:`` others, plus ``key=value`` command-line overrides.
+
+``extends`` names one recipe or a list, merged in order (later ones win), then the file itself.
 
 Every key a recipe may set is declared in ``configs/base.yaml``; a typo in a file or an
 override fails with the unknown key's name instead of being silently ignored.
@@ -38,11 +40,13 @@ def _load_chain(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
     if path in seen:
         raise ValueError(f"config {path} extends itself through {[str(p) for p in seen]}")
     config = OmegaConf.load(path)
-    parent = config.pop("extends", None)
-    if parent is None:
+    parents = config.pop("extends", None)
+    if parents is None:
         return config
-    parent_path = (path.parent / parent) if (path.parent / parent).is_file() else find_config(parent)
-    return OmegaConf.merge(_load_chain(parent_path, seen + (path,)), config)
+    if isinstance(parents, str):
+        parents = [parents]
+    chain = [_load_chain(path.parent / p if (path.parent / p).is_file() else find_config(p), seen + (path,)) for p in parents]
+    return OmegaConf.merge(*chain, config)
 
 
 def load_config(source: str | Path | DictConfig | dict, overrides: Sequence[str] = ()) -> DictConfig:

@@ -1,8 +1,12 @@
 """A small prompt-aware video quality scorer for smoke runs of the recipes on a laptop CPU.
 
 It is a real ``VideoReward`` (trainable, differentiable, savable), sized to learn the synthetic
-dataset in seconds: a per-frame conv net with temporal statistics for quality, and a hashed
-bag-of-words prompt embedding matched against pooled visual features for alignment.
+dataset in seconds, and shaped like AIGC-VQA so the three-stage recipe runs on it unchanged:
+``score = technical + aesthetic + alignment``, each branch with its own frame encoder, under
+AIGC-VQA's module names (``technical_backbone`` / ``technical_head``, ``aesthetic_backbone`` /
+``aesthetic_head``, ``alignment``). Technical sees texture energy and its change over time,
+aesthetic sees mean colour, alignment matches a hashed bag-of-words prompt embedding against
+pooled visual features.
 """
 from __future__ import annotations
 
@@ -55,37 +59,60 @@ class FrameEncoder(nn.Module):
         return pooled.view(batch, frames, -1)
 
 
+def _head(inputs: int, width: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(inputs, width), nn.GELU(), nn.Dropout(dropout), nn.Linear(width, 1))
+
+
+class TextMatch(nn.Module):
+    """Alignment: hashed bag-of-words prompt embedding dotted with projected pooled frame features."""
+
+    def __init__(self, config: TinyScorerConfig):
+        super().__init__()
+        self.buckets = config.text_buckets
+        self.frames = FrameEncoder(config.width)
+        self.text = nn.EmbeddingBag(config.text_buckets, config.text_dim, mode="mean")
+        self.visual_proj = nn.Linear(2 * config.width, config.text_dim)
+
+    def forward(self, videos: torch.Tensor, prompts: list[str], compute_dtype: torch.dtype | None) -> torch.Tensor:
+        with backbone_autocast(videos.device, compute_dtype):
+            features = self.frames(videos)
+        with full_precision(videos.device):
+            ids, offsets = hash_tokens(prompts, self.buckets)
+            text = self.text(ids.to(videos.device), offsets.to(videos.device))
+            visual = self.visual_proj(features.float().mean(1))
+            return (visual * text).sum(-1) / text.shape[-1] ** 0.5
+
+
 @register_architecture
 class TinyVideoScorer(VideoReward):
-    """score = quality + alignment, both learned; for smoke runs and tests of the training recipes."""
+    """score = technical + aesthetic + alignment, all learned; for smoke runs and tests of the recipes."""
 
     architecture = "recipes-tiny-scorer"
     config_class = TinyScorerConfig
     requires_prompts = True
-    component_names = ("quality", "alignment")
+    component_names = ("technical", "aesthetic", "alignment")
 
     def __init__(self, config: TinyScorerConfig):
         super().__init__(config)
         width = config.width
-        self.frames = FrameEncoder(width)
-        self.quality_head = nn.Sequential(
-            nn.Linear(6 * width, width), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(width, 1)
-        )
-        self.text = nn.EmbeddingBag(config.text_buckets, config.text_dim, mode="mean")
-        self.visual_proj = nn.Linear(2 * width, config.text_dim)
+        self.technical_backbone = FrameEncoder(width)
+        self.technical_head = _head(6 * width, width, config.dropout)
+        self.aesthetic_backbone = FrameEncoder(width)
+        self.aesthetic_head = _head(2 * width, width, config.dropout)
+        self.alignment = TextMatch(config)
 
     def _forward(self, videos: torch.Tensor, prompts: list[str] | None, **kwargs) -> RewardOutput:
         with backbone_autocast(videos.device, self.compute_dtype):
-            features = self.frames(videos)
+            texture, colour = self.technical_backbone(videos), self.aesthetic_backbone(videos)
+        alignment = self.alignment(videos, prompts, self.compute_dtype)
         with full_precision(videos.device):
-            features = features.float()
-            motion = (features[:, 1:] - features[:, :-1]).abs().mean(1) if features.shape[1] > 1 else torch.zeros_like(features[:, 0])
-            pooled = features.mean(1)
-            quality = self.quality_head(torch.cat([pooled, features.std(1, unbiased=False), motion], dim=-1)).squeeze(-1)
-            ids, offsets = hash_tokens(prompts, self.config.text_buckets)
-            text = self.text(ids.to(videos.device), offsets.to(videos.device))
-            alignment = (self.visual_proj(pooled) * text).sum(-1) / self.config.text_dim**0.5
-        return RewardOutput(score=quality + alignment, components={"quality": quality, "alignment": alignment})
+            texture = texture.float()
+            change = (texture[:, 1:] - texture[:, :-1]).abs().mean(1) if texture.shape[1] > 1 else torch.zeros_like(texture[:, 0])
+            statistics = torch.cat([texture.mean(1), texture.std(1, unbiased=False), change], dim=-1)
+            technical = self.technical_head(statistics).squeeze(-1)
+            aesthetic = self.aesthetic_head(colour.float().mean(1)).squeeze(-1)
+        components = {"technical": technical, "aesthetic": aesthetic, "alignment": alignment}
+        return RewardOutput(score=technical + aesthetic + alignment, components=components)
 
 
 def build_tiny_scorer(weights=None, pretrained: bool = False, **overrides) -> TinyVideoScorer:

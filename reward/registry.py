@@ -16,6 +16,7 @@ BUILTIN_PRESET_MODULES: tuple[str, ...] = (
     "reward.simple",
     "reward.aigcvqa.align_presets",
     "reward.aigcvqa.presets",
+    "reward.aigcvqa.aigcvqa_presets",
     "reward.pcqa.presets",
 )
 

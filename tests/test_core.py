@@ -1,10 +1,7 @@
 """The shared reward machinery: input checks, native save/load, weight resolution, registry."""
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import threading
 from dataclasses import dataclass
 
 import pytest
@@ -122,19 +119,6 @@ def test_atomic_path_leaves_nothing_on_error(tmp_path):
             tmp.write_bytes(b"half")
             raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
-
-
-@pytest.fixture
-def http_server(tmp_path):
-    """A file server on 127.0.0.1 serving tmp_path/'served'."""
-    served = tmp_path / "served"
-    served.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 def test_download_from_url_is_cached(http_server, tmp_path, monkeypatch):

@@ -364,3 +364,39 @@ def test_three_stage_chain_on_the_tiny_scorer(tmp_path):
     assert report["technical"]["fraction"] == 1.0 and 0.3 <= report["alignment"]["fraction"] < 0.7
     assert first.metrics["srocc"] < 0.6, "technical + aesthetic alone cannot see prompt alignment"
     assert third.metrics["srocc"] >= 0.85, third.metrics
+
+
+def test_stage1_takes_the_public_checkpoints_as_a_weights_mapping(tmp_path):
+    from training_recipes.modeling import build_model
+
+    config = load_config("aigcvqa_stage1", [f"model.weights={{dover: {tmp_path}/DOVER.pth, imagereward: {tmp_path}/ImageReward.pt}}"])
+    assert dict(config.model.weights) == {"dover": f"{tmp_path}/DOVER.pth", "imagereward": f"{tmp_path}/ImageReward.pt"}
+    with pytest.raises(Exception, match="DOVER.pth"):
+        build_model(config.model)
+
+
+@pytest.mark.slow
+def test_aigcvqa_stage_recipes_chain_on_aigc_vqa_tiny(tmp_path):
+    """The bundled AIGC-VQA stage recipes, changed only in model size and data, run one after another."""
+    from reward.aigcvqa.alignment import freeze_by_fix_rate
+
+    common = [
+        "model.name=aigc-vqa-tiny", "data.format=synthetic", "data.synthetic.count=20", "data.synthetic.size=32",
+        "data.synthetic.frames=4", "data.num_frames=4", "train.epochs=1", "train.batch_size=4",
+        "train.mixed_precision=no", "train.progress=false", "train.log_every=1", f"run_root={tmp_path}",
+    ]
+    results = [train("aigcvqa_stage1", [*common, "model.pretrained=false"])]
+    results += [train(f"aigcvqa_stage{i}", common) for i in (2, 3)]
+    assert all(not r.interrupted and r.metrics is not None for r in results)
+    reports = [{r["name"]: r for r in json.loads((x.output_dir / "trainable_parameters.json").read_text())} for x in results]
+    before, after = (load_safetensors(r.best_dir / "model.safetensors") for r in results[:2])
+    changed = [key for key in before if not torch.equal(before[key], after[key])]
+    assert changed and all(key.startswith("alignment.") for key in changed), "stage 2 starts from stage 1 and trains alignment only"
+    assert sum(before[key].numel() for key in changed) <= reports[1]["alignment"]["trainable"]
+    assert reports[0]["alignment"]["trainable"] == 0 and reports[0]["technical"]["fraction"] == 1.0
+    assert reports[1]["technical"]["trainable"] == reports[1]["aesthetic"]["trainable"] == 0
+    for report, fix_rate in ((reports[1], 0.3), (reports[2], 0.7)):
+        reference = reward.load("aigc-vqa-tiny", pretrained=False)
+        assert (report["alignment"]["trainable"], report["alignment"]["total"]) == freeze_by_fix_rate(reference.alignment, fix_rate)
+    train_rows = [row for row in _rows(results[2].output_dir) if row["kind"] == "train"]
+    assert {"plcc/score", "plcc/technical", "plcc/aesthetic", "plcc/alignment", "rank/alignment"} <= set(train_rows[0])

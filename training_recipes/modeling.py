@@ -37,12 +37,17 @@ def import_target(spec: str) -> Callable:
 
 
 def build_model(model: DictConfig) -> VideoReward:
-    """Build the scorer named by ``model.name`` (a reward preset) or ``model.target`` (a builder path)."""
+    """Build the scorer named by ``model.name`` (a reward preset) or ``model.target`` (a builder path).
+
+    ``model.weights`` may be a mapping, e.g. ``{dover: DOVER.pth, imagereward: ImageReward.pt}`` for
+    AIGC-VQA's zero-shot start.
+    """
     overrides = OmegaConf.to_container(model.overrides, resolve=True)
+    weights = OmegaConf.to_container(model.weights) if isinstance(model.weights, DictConfig) else model.weights
     if model.target:
-        built = import_target(model.target)(weights=model.weights, pretrained=model.pretrained, **overrides)
+        built = import_target(model.target)(weights=weights, pretrained=model.pretrained, **overrides)
     elif model.name:
-        built = reward.load(model.name, model.weights, pretrained=model.pretrained, **overrides)
+        built = reward.load(model.name, weights, pretrained=model.pretrained, **overrides)
     else:
         raise ValueError("set model.name (a reward preset, see reward.list_rewards()) or model.target (module:builder)")
     if not isinstance(built, VideoReward):

@@ -21,7 +21,13 @@ MIXED_PRECISION_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 def compute_dtype(config: DictConfig) -> torch.dtype | None:
     """The backbone autocast dtype: ``model.compute_dtype``, else the one of ``train.mixed_precision``."""
-    return parse_dtype(config.model.compute_dtype) or MIXED_PRECISION_DTYPES.get(config.train.mixed_precision)
+    return parse_dtype(config.model.compute_dtype) or MIXED_PRECISION_DTYPES.get(mixed_precision(config))
+
+
+def mixed_precision(config: DictConfig) -> str:
+    """``train.mixed_precision`` as accelerate names it; YAML reads a bare ``no`` as false, which means "no"."""
+    value = config.train.mixed_precision
+    return "no" if value is False or value is None else str(value)
 
 
 def tensorboard_trackers(setting: str | bool) -> list[str]:
@@ -40,7 +46,7 @@ def tensorboard_trackers(setting: str | bool) -> list[str]:
 @contextlib.contextmanager
 def accelerator_session(config: DictConfig, *, training: bool) -> Iterator[Accelerator]:
     """An ``Accelerator`` configured from ``config.train``; its process-wide state is released on exit."""
-    kwargs = {"mixed_precision": config.train.mixed_precision, "cpu": config.train.cpu}
+    kwargs = {"mixed_precision": mixed_precision(config), "cpu": config.train.cpu}
     if training:
         trackers = tensorboard_trackers(config.train.tensorboard)
         kwargs |= {

@@ -189,6 +189,16 @@ def test_evaluate_reports_the_four_metrics_for_exports_and_training_checkpoints(
     assert set(json.loads(capsys.readouterr().out)) >= {"srocc", "plcc", "krcc", "rmse"}
 
 
+def test_resume_false_starts_over_in_a_used_folder(uninterrupted, tmp_path):
+    import shutil
+
+    run = tmp_path / "again"
+    shutil.copytree(uninterrupted.output_dir, run)
+    result = train("smoke_tiny", QUICK + ["train.epochs=1", "train.resume=false", f"output_dir={run}"])
+    assert result.state.global_step == 2 and [p.name for p in list_checkpoints(run)] == ["step_00000002"]
+    assert [row["step"] for row in _rows(run) if row["kind"] == "eval"] == [2]
+
+
 def test_validation_part_selects_the_best_checkpoint_and_test_is_reported(tmp_path):
     result = train(
         "smoke_tiny", QUICK + ["train.epochs=1", "data.split.val_fraction=0.2", f"output_dir={tmp_path / 'val'}"]

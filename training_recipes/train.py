@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shutil
 import signal
 import sys
 import threading
@@ -29,7 +30,7 @@ from transformers import get_scheduler
 from reward import metrics
 from reward.checkpoints import atomic_write_text, load_safetensors
 
-from .checkpointing import TrainerState, list_checkpoints, load_checkpoint, save_checkpoint, write_dir_atomically
+from .checkpointing import CHECKPOINTS, TrainerState, list_checkpoints, load_checkpoint, save_checkpoint, write_dir_atomically
 from .config import load_config, save_config, split_cli
 from .data.dataset import EpochSampler
 from .data.from_config import build_data
@@ -129,7 +130,9 @@ class Trainer:
         )
         self.objective = make_objective(config.loss, normalized_targets=self.data.mos_stats is not None)
 
-        checkpoints = list_checkpoints(self.output_dir) if config.train.resume else []
+        if not config.train.resume:
+            self._start_over()
+        checkpoints = list_checkpoints(self.output_dir)
         self.state = TrainerState()
         if checkpoints:
             self.state = load_checkpoint(accelerator, checkpoints[-1])
@@ -137,6 +140,15 @@ class Trainer:
         self.log = MetricsLog(self.output_dir, enabled=accelerator.is_main_process, rows=self.state.log_rows)
         if accelerator.log_with:
             accelerator.init_trackers(config.name)
+
+    def _start_over(self) -> None:
+        """``train.resume=false``: drop an earlier run's checkpoints and exports in this folder."""
+        stale = [self.output_dir / name for name in (CHECKPOINTS, BEST, FINAL) if (self.output_dir / name).exists()]
+        if stale and self.accelerator.is_main_process:
+            self.accelerator.print(f"train.resume=false: removing {', '.join(str(p) for p in stale)} of an earlier run")
+            for folder in stale:
+                shutil.rmtree(folder)
+        self.accelerator.wait_for_everyone()
 
     def _eval_loader(self, part: str, generator: torch.Generator | None = None) -> DataLoader:
         batch_size = self.config.train.eval_batch_size or self.config.train.batch_size

@@ -48,8 +48,12 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    torch.set_num_threads(1)
-    return train("smoke_tiny", QUICK + [f"output_dir={tmp_path_factory.mktemp('runs') / 'whole'}"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same thread count as the interrupted runs, which use _one_thread
+    try:
+        return train("smoke_tiny", QUICK + [f"output_dir={tmp_path_factory.mktemp('runs') / 'whole'}"])
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _rows(run: Path) -> list[dict]:

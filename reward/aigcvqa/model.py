@@ -74,11 +74,13 @@ def _small_config() -> AigcVqaConfig:
 def _tiny_config() -> AigcVqaConfig:
     """Random tiny branches on small views, for tests and CPU training runs: 4-frame clips, technical 4x4
     fragments of 8 pixels (a 32-pixel view), aesthetic frames at 32x32, BLIP on 32x32 frames in 8-pixel
-    patches. A forward and backward of 8 clips takes well under 0.1 s on one CPU thread."""
+    patches; no dropout or drop path (small data, few epochs). A forward and backward of 8 clips takes
+    well under 0.1 s on one CPU thread."""
     quality = DoverConfig(
-        technical=Swin3DConfig(embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 4)),
+        technical=Swin3DConfig(embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 4), drop_path_rate=0.0),
         aesthetic=ConvNeXt3DConfig(dims=(8, 16, 32, 64), depths=(1, 1, 1, 1)),
         head_hidden_channels=16,
+        head_dropout=0.0,
         technical_clip_len=4,
         technical_num_clips=1,
         technical_frame_interval=1,

@@ -12,7 +12,7 @@ import torch
 from .base import CONFIG_NAME, VideoReward, place
 
 #: Modules that register the built-in presets when imported.
-BUILTIN_PRESET_MODULES: tuple[str, ...] = ("reward.simple",)
+BUILTIN_PRESET_MODULES: tuple[str, ...] = ("reward.simple", "reward.mixture")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,18 @@
+"""diffusers integration: family adapters (differentiable decode, denoising-loop pieces), best-of-N, tiny pipelines."""
+from .adapters import PromptEmbeddings, UnsupportedPipelineError, VideoPipelineAdapter, adapter_for, supported_pipelines
+from .frames import FrameSelection
+from .outputs import to_videos
+from .tiny import TINY_FAMILIES, build_tiny_pipeline, tiny_generation_kwargs
+
+__all__ = [
+    "FrameSelection",
+    "PromptEmbeddings",
+    "TINY_FAMILIES",
+    "UnsupportedPipelineError",
+    "VideoPipelineAdapter",
+    "adapter_for",
+    "build_tiny_pipeline",
+    "supported_pipelines",
+    "tiny_generation_kwargs",
+    "to_videos",
+]

@@ -20,9 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from integrations.finetune.frames import FrameSelection
+from integrations.diffusers import adapter_for, to_videos
+from integrations.diffusers.adapters import PromptEmbeddings
+from integrations.finetune.frames import parse_frames
 from integrations.finetune.log_prob import ddim_step_with_log_prob
 from integrations.finetune.lora import add_lora, lora_removed, make_lora_config, read_lora_file, save_lora, set_lora_state
+from integrations.finetune.sampling import DDIMPolicy, denoise, policy_for
 from reward.base import VideoReward
 from reward.mixture import resolve_reward
 
@@ -46,20 +49,11 @@ def require_trl() -> Any:
     return trl
 
 
-def as_videos(images_or_videos: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Images [B, 3, H, W] or videos [B, T, 3, H, W] (floats in [0, 1], or uint8 / channels-last numpy
-    as Flow-GRPO passes them) -> videos [B, T, 3, H, W] floats; keeps gradients of tensors."""
-    if isinstance(images_or_videos, np.ndarray):
-        array = images_or_videos
-        if array.shape[-1] == 3 and array.ndim in (4, 5):
-            array = np.moveaxis(array, -1, -3)
-        images_or_videos = torch.from_numpy(np.ascontiguousarray(array))
-    if not isinstance(images_or_videos, torch.Tensor):
-        raise TypeError(f"expected a tensor or numpy array of images/videos, got {type(images_or_videos).__name__}")
-    videos = images_or_videos
-    if videos.dtype == torch.uint8:
-        videos = videos.float() / 255
-    return videos[:, None] if videos.ndim == 4 else videos
+def as_videos(images_or_videos: Any) -> torch.Tensor:
+    """Images [B, 3, H, W] (trl) or any video batch (``to_videos``: [B, T, 3, H, W], numpy, uint8) -> videos."""
+    if isinstance(images_or_videos, (torch.Tensor, np.ndarray)) and images_or_videos.ndim == 4:
+        return to_videos(images_or_videos[:, None])
+    return to_videos(images_or_videos)
 
 
 class _RewardCaller:
@@ -67,17 +61,15 @@ class _RewardCaller:
 
     def __init__(self, reward: VideoReward | str, *, frames: str, device: Any, dtype: Any, seed: int):
         self.model = resolve_reward(reward, device=device, dtype=dtype).requires_grad_(False).eval()
-        self.frames = FrameSelection.parse(frames)
+        self.frames = parse_frames(frames)
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, images_or_videos: Any, prompts: Sequence[str], *, differentiable: bool):
         videos = as_videos(images_or_videos)
-        indices = self.frames.indices(videos.shape[1], self.generator)
-        if indices is not None:
-            videos = videos[:, indices.to(videos.device)]
-        context = contextlib.nullcontext() if differentiable else torch.no_grad()
-        with context:
-            return self.model(videos, list(prompts) if self.model.requires_prompts else None)
+        if self.frames.mode != "all":
+            videos = videos[:, self.frames.resolve(videos.shape[1], generator=self.generator).to(videos.device)]
+        with contextlib.nullcontext() if differentiable else torch.no_grad():
+            return self.model(videos, list(prompts))
 
 
 def make_reward_fn(
@@ -169,16 +161,15 @@ def _pipeline_class() -> type:
             lora_rank: int = 4,
             lora_alpha: float | None = None,
         ):
-            if not all(hasattr(pipeline, name) for name in ("unet", "vae", "text_encoder", "decode_latents")):
+            if type(pipeline).__name__ != "TextToVideoSDPipeline":
                 raise TypeError(
-                    f"DDPOTextToVideoPipeline wraps diffusers' TextToVideoSDPipeline, got {type(pipeline).__name__}; "
-                    "for Wan, CogVideoX, LTX or AnimateDiff use integrations.finetune.VideoDDPOTrainer"
+                    f"DDPOTextToVideoPipeline wraps diffusers' TextToVideoSDPipeline (UNet3D + DDIM + CLIP), got "
+                    f"{type(pipeline).__name__}; for Wan, AnimateDiff and other families use "
+                    "integrations.finetune.VideoDDPOTrainer / RewardBackpropTrainer"
                 )
             self.sd_pipeline = pipeline
-            scheduler_config = dict(pipeline.scheduler.config)
-            if scheduler_config.get("timestep_spacing", "leading") == "leading":
-                scheduler_config["steps_offset"] = max(1, int(scheduler_config.get("steps_offset", 0)))
-            pipeline.scheduler = DDIMScheduler.from_config(scheduler_config)
+            self.adapter = adapter_for(pipeline)
+            policy_for(self.adapter)  # DDIM with steps_offset >= 1: every step has a log-prob
             default_size = pipeline.unet.config.sample_size * pipeline.vae_scale_factor
             self.num_frames, self.height, self.width = num_frames, height or default_size, width or default_size
             self.use_lora = use_lora
@@ -188,56 +179,32 @@ def _pipeline_class() -> type:
             pipeline.unet.requires_grad_(not use_lora)
 
         # -- sampling ---------------------------------------------------------------------------
-        def _denoise(self, prompt_embeds, negative_prompt_embeds, num_inference_steps, guidance_scale, eta,
-                     generator, latents, grad_from: int, checkpointing: bool) -> DDPOPipelineOutput:
-            pipe = self.sd_pipeline
-            device, batch = prompt_embeds.device, prompt_embeds.shape[0]
-            guided = guidance_scale > 1.0
-            if guided and negative_prompt_embeds is None:
-                raise ValueError("guidance_scale > 1 needs negative_prompt_embeds (trl passes them)")
-            embeds = torch.cat([negative_prompt_embeds, prompt_embeds]) if guided else prompt_embeds
-            pipe.scheduler.set_timesteps(num_inference_steps, device=device)
-            latents = pipe.prepare_latents(
-                batch, pipe.unet.config.in_channels, self.num_frames, self.height, self.width,
-                prompt_embeds.dtype, device, generator, latents,
+        def _sample(self, prompt_embeds, negative_prompt_embeds, num_inference_steps, guidance_scale, eta,
+                    grad_from: int | None, checkpointing: bool) -> DDPOPipelineOutput:
+            negative = PromptEmbeddings(negative_prompt_embeds) if negative_prompt_embeds is not None else None
+            trajectory = denoise(
+                self.adapter, PromptEmbeddings(prompt_embeds, negative=negative),
+                num_inference_steps=num_inference_steps, num_frames=self.num_frames, height=self.height,
+                width=self.width, guidance_scale=guidance_scale, generator=None,
+                policy=DDIMPolicy(eta) if eta > 0 else None, grad_from=grad_from,
+                gradient_checkpointing=checkpointing, record=True,
             )
-            all_latents, all_log_probs = [latents], []
-            for index, timestep in enumerate(pipe.progress_bar(pipe.scheduler.timesteps)):
-                with torch.set_grad_enabled(torch.is_grad_enabled() and index >= grad_from):
-                    model_input = pipe.scheduler.scale_model_input(torch.cat([latents] * 2) if guided else latents, timestep)
-                    if checkpointing and torch.is_grad_enabled():
-                        noise = torch.utils.checkpoint.checkpoint(
-                            pipe.unet, model_input, timestep, embeds, use_reentrant=False
-                        ).sample
-                    else:
-                        noise = pipe.unet(model_input, timestep, encoder_hidden_states=embeds).sample
-                    if guided:
-                        uncond, text = noise.chunk(2)
-                        noise = uncond + guidance_scale * (text - uncond)
-                    if eta > 0:
-                        step = ddim_step_with_log_prob(pipe.scheduler, noise, timestep, latents, eta=eta, generator=generator)
-                        latents = step.prev_sample
-                        all_log_probs.append(step.log_prob)
-                    else:
-                        latents = pipe.scheduler.step(noise, timestep, latents, eta=0.0).prev_sample
-                all_latents.append(latents)
-            videos = (pipe.decode_latents(latents) / 2 + 0.5).clamp(0, 1).permute(0, 2, 1, 3, 4)
-            return DDPOPipelineOutput(videos, all_latents, all_log_probs)
+            videos = self.adapter.decode(trajectory.final)
+            return DDPOPipelineOutput(videos, list(trajectory.latents.unbind(1)), list(trajectory.log_probs.unbind(1)))
 
         @torch.no_grad()
         def __call__(self, *, prompt_embeds, negative_prompt_embeds=None, num_inference_steps=50, guidance_scale=7.5,
-                     eta=1.0, generator=None, latents=None, output_type="pt", **_: Any) -> DDPOPipelineOutput:
+                     eta=1.0, output_type="pt", **_: Any) -> DDPOPipelineOutput:
             """Sample videos [B, F, 3, H, W] in [0, 1] with the latents and per-step log-probs DDPO trains on."""
             if eta <= 0:
                 raise ValueError("DDPO needs stochastic DDIM steps: set sample_eta > 0 (trl's default is 1.0)")
-            return self._denoise(prompt_embeds, negative_prompt_embeds, num_inference_steps, guidance_scale, eta,
-                                 generator, latents, grad_from=num_inference_steps, checkpointing=False)
+            return self._sample(prompt_embeds, negative_prompt_embeds, num_inference_steps, guidance_scale, eta,
+                                grad_from=None, checkpointing=False)
 
         def rgb_with_grad(self, *, prompt_embeds, negative_prompt_embeds=None, num_inference_steps=50,
                           guidance_scale=7.5, eta=0.0, truncated_backprop=True, truncated_backprop_rand=True,
                           gradient_checkpoint=True, truncated_backprop_timestep=49,
-                          truncated_rand_backprop_minmax=(0, 50), generator=None, latents=None,
-                          output_type="pt", **_: Any) -> DDPOPipelineOutput:
+                          truncated_rand_backprop_minmax=(0, 50), output_type="pt", **_: Any) -> DDPOPipelineOutput:
             """AlignProp: videos with gradients through the steps from a (fixed or random) cutoff on."""
             if not truncated_backprop:
                 grad_from = 0
@@ -245,9 +212,8 @@ def _pipeline_class() -> type:
                 grad_from = random.randint(*truncated_rand_backprop_minmax)
             else:
                 grad_from = truncated_backprop_timestep
-            return self._denoise(prompt_embeds, negative_prompt_embeds, num_inference_steps, guidance_scale, eta,
-                                 generator, latents, grad_from=min(grad_from, num_inference_steps - 1),
-                                 checkpointing=gradient_checkpoint)
+            return self._sample(prompt_embeds, negative_prompt_embeds, num_inference_steps, guidance_scale, eta,
+                                grad_from=min(grad_from, num_inference_steps - 1), checkpointing=gradient_checkpoint)
 
         def scheduler_step(self, model_output, timestep, sample, eta=0.0, use_clipped_model_output=False,
                            generator=None, prev_sample=None) -> DDPOSchedulerOutput:

@@ -9,7 +9,7 @@ import torch
 
 import reward
 from integrations.finetune.async_reward import AsyncRewardScorer
-from integrations.finetune.frames import FrameSelection
+from integrations.finetune.frames import parse_frames
 from integrations.finetune.guard import RewardHackingGuard, RewardHackingWarning
 from reward.mixture import RewardMixture, load_mixture, parse_mixture, resolve_reward
 from reward.simple import brightness, colorfulness
@@ -47,18 +47,16 @@ def test_resolve_reward_accepts_instances_names_and_specs():
     assert isinstance(resolve_reward("brightness:1,colorfulness:0.1"), RewardMixture)
 
 
-def test_frame_selection_modes():
+def test_frame_selection_strings():
     generator = torch.Generator().manual_seed(0)
-    assert FrameSelection.parse("all").indices(8) is None
-    assert FrameSelection.parse("stride:3").indices(8).tolist() == [0, 3, 6]
-    assert FrameSelection.parse("first:2").indices(8).tolist() == [0, 1]
-    chosen = FrameSelection.parse("random:3").indices(8, generator)
+    assert parse_frames("all").resolve(8).tolist() == list(range(8))
+    assert parse_frames("stride:3").resolve(8).tolist() == [0, 3, 6]
+    assert parse_frames("first:2").resolve(8).tolist() == [0, 1]
+    chosen = parse_frames("random:3").resolve(8, generator=generator)
     assert len(chosen) == 3 and chosen.tolist() == sorted(set(chosen.tolist()))
-    assert FrameSelection.parse("random:20").indices(4, generator).tolist() == [0, 1, 2, 3]
-    with pytest.raises(ValueError, match="unknown frame selection"):
-        FrameSelection.parse("every:2")
-    with pytest.raises(ValueError, match="not an integer"):
-        FrameSelection.parse("stride:x")
+    for spec, message in [("every:2", "unknown frame selection"), ("stride:x", "needs an integer"), ("first:0", ">= 1")]:
+        with pytest.raises(ValueError, match=message):
+            parse_frames(spec)
 
 
 def test_async_scorer_runs_concurrently_with_the_caller_and_matches_inline_scores():

@@ -23,6 +23,11 @@ from .stat_tracker import PerPromptStatTracker
 from .trainer import FinetuneConfig, RewardFinetuner
 
 
+ADVANTAGE_MODES = ("per-prompt", "group", "batch")
+#: Added to standard deviations so a group of equal rewards gives zero advantages.
+STD_EPS = 1e-6
+
+
 @dataclass(kw_only=True)
 class DDPOConfig(FinetuneConfig):
     """One trainer ``step`` is one epoch: sample, score, then PPO updates on those samples."""
@@ -37,9 +42,13 @@ class DDPOConfig(FinetuneConfig):
     adv_clip_max: float = 5.0
     eta: float = 1.0
     noise_level: float = 0.7
-    per_prompt_stat_tracking: bool = True
+    # "per-prompt": trl's PerPromptStatTracker(stat_buffer_size, stat_min_count) across epochs;
+    # "group": within each group of samples_per_prompt samples (GRPO); "batch": over the whole epoch
+    advantage_normalisation: str = "per-prompt"
     stat_buffer_size: int = 32
     stat_min_count: int = 16
+    # a group's samples start from one noise and differ only by the sampler's steps (DanceGRPO)
+    shared_initial_noise: bool = False
     kl_coef: float = 0.0
     async_reward: bool = True
 
@@ -56,6 +65,10 @@ class DDPOConfig(FinetuneConfig):
                 f"samples per epoch ({samples} = sample_batch_size x sample_batches_per_epoch) must be divisible by "
                 f"train_batch_size x gradient_accumulation_steps ({per_update})"
             )
+        if self.advantage_normalisation not in ADVANTAGE_MODES:
+            raise ValueError(
+                f"advantage_normalisation must be one of {ADVANTAGE_MODES}, got {self.advantage_normalisation!r}"
+            )
         if not 0 < self.timestep_fraction <= 1:
             raise ValueError(f"timestep_fraction must be in (0, 1], got {self.timestep_fraction}")
 
@@ -65,6 +78,7 @@ class Samples:
     """One epoch of sampled trajectories with their rewards and advantages."""
 
     prompts: list[str]
+    groups: torch.Tensor  # [N] id of the sampled group (samples_per_prompt samples of one prompt)
     latents: torch.Tensor  # [N, steps + 1, C, F, h, w]
     log_probs: torch.Tensor  # [N, steps]
     rewards: torch.Tensor  # [N]
@@ -97,14 +111,15 @@ class VideoDDPOTrainer(RewardFinetuner):
         c = self.config
         self.denoiser.eval()
         batches, futures = [], []
+        groups_per_batch = c.sample_batch_size // c.samples_per_prompt
         with AsyncRewardScorer(self._score, max_workers=1 if c.async_reward else 0) as scorer:
             for _ in range(c.sample_batches_per_epoch):
-                chosen = self.choose_prompts(c.sample_batch_size // c.samples_per_prompt)
+                chosen = self.choose_prompts(groups_per_batch)
                 prompts = [p for p in chosen for _ in range(c.samples_per_prompt)]
                 with self.accelerator.autocast():
                     trajectory = denoise(
                         self.adapter, self.encode(prompts), policy=self.policy, generator=self.generator,
-                        record=True, **self.generation_kwargs(),
+                        record=True, initial_latents=self.initial_noise(groups_per_batch), **self.generation_kwargs(),
                     )
                     frames = self.frames.resolve(c.num_frames, generator=self.generator)
                     videos = self.adapter.decode(trajectory.final, frames)
@@ -113,20 +128,40 @@ class VideoDDPOTrainer(RewardFinetuner):
             outputs = [future.result() for future in futures]
         return Samples(
             prompts=[p for prompts, _ in batches for p in prompts],
+            groups=torch.arange(groups_per_batch * len(batches)).repeat_interleave(c.samples_per_prompt),
             latents=torch.cat([t.latents for _, t in batches]),
             log_probs=torch.cat([t.log_probs for _, t in batches]),
             rewards=torch.cat([o.score.float() for o in outputs]).to(self.accelerator.device),
             components={k: torch.cat([o.components[k] for o in outputs]) for k in outputs[0].components},
         )
 
+    def initial_noise(self, groups: int) -> torch.Tensor | None:
+        """With ``shared_initial_noise``, one starting noise per group, repeated for its samples."""
+        c = self.config
+        if not c.shared_initial_noise:
+            return None
+        noise = self.adapter.prepare_latents(
+            groups, num_frames=c.num_frames, height=c.height, width=c.width, generator=self.generator
+        )
+        return noise.repeat_interleave(c.samples_per_prompt, dim=0)
+
     def compute_advantages(self, samples: Samples) -> torch.Tensor:
-        """Per-prompt normalised advantages over all processes' samples (trl's stat-tracker semantics)."""
+        """Normalised advantages over all processes' samples (per prompt, per group or per batch)."""
         rewards = self.accelerator.gather(samples.rewards).cpu()
-        if self.config.per_prompt_stat_tracking:
+        mode = self.config.advantage_normalisation
+        if mode == "per-prompt":
             prompts = gather_object(samples.prompts) if self.accelerator.num_processes > 1 else samples.prompts
             advantages = self.stat_tracker.update(prompts, rewards)
+        elif mode == "group":
+            offset = self.accelerator.process_index * (int(samples.groups.max()) + 1)
+            groups = self.accelerator.gather((samples.groups + offset).to(self.accelerator.device)).cpu()
+            advantages = torch.empty_like(rewards)
+            for group in groups.unique():
+                members = groups == group
+                values = rewards[members]
+                advantages[members] = (values - values.mean()) / (values.std(unbiased=False) + STD_EPS)
         else:
-            advantages = (rewards - rewards.mean()) / (rewards.std(unbiased=False) + 1e-8)
+            advantages = (rewards - rewards.mean()) / (rewards.std(unbiased=False) + STD_EPS)
         local = advantages.reshape(self.accelerator.num_processes, -1)[self.accelerator.process_index]
         return local.to(self.accelerator.device)
 

@@ -119,19 +119,23 @@ def denoise(
     grad_from: int | None = None,
     gradient_checkpointing: bool = False,
     record: bool = False,
+    initial_latents: torch.Tensor | None = None,
 ) -> Trajectory:
     """Run the full denoising loop from fresh noise.
 
     ``policy`` set: stochastic steps with log-probs (DDPO). Otherwise the adapter's own scheduler
     step (``eta`` for DDIM). ``grad_from`` = i keeps the autograd graph from step i on (DRaFT-K:
     steps - K); ``None`` runs without gradients. ``record`` keeps every intermediate latent.
+    ``initial_latents`` replaces the fresh noise (e.g. one noise shared by a group of samples).
     """
     timesteps = adapter.set_timesteps(num_inference_steps, num_frames=num_frames, height=height, width=width)
     if policy is not None:
         policy.prepare(adapter)
-    latents = adapter.prepare_latents(
-        prompt_embeds.batch_size, num_frames=num_frames, height=height, width=width, generator=generator
-    )
+    latents = initial_latents
+    if latents is None:
+        latents = adapter.prepare_latents(
+            prompt_embeds.batch_size, num_frames=num_frames, height=height, width=width, generator=generator
+        )
     history, log_probs = [latents], []
     for index, timestep in enumerate(timesteps):
         with torch.set_grad_enabled(grad_from is not None and index >= grad_from):

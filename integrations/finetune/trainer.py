@@ -113,7 +113,9 @@ class RewardFinetuner:
         self.adapter = adapter_for(pipeline)
         _freeze_pipeline(pipeline)
         self.lora_config = make_lora_config(config.lora_rank, config.lora_alpha, config.lora_targets)
-        self.parameters = add_lora(self.adapter.denoiser, self.lora_config)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)  # the LoRA init is part of the run's seed
+            self.parameters = add_lora(self.adapter.denoiser, self.lora_config)
         self.loop_checkpointing = config.gradient_checkpointing and not self._enable_model_checkpointing()
         device = self.accelerator.device
         self.reward = self._frozen(resolve_reward(reward or config.reward, device=device, dtype=config.reward_dtype))

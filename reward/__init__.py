@@ -6,7 +6,7 @@
     >>> out.score, out.components
 """
 from .base import VideoReward, register_architecture
-from .errors import CheckpointError, RewardInputError, WeightsNotFoundError
+from .errors import CheckpointError, RewardInputError, VideoReadError, WeightsNotFoundError
 from .output import RewardOutput
 from .registry import RewardSpec, list_rewards, load, register_reward, reward_spec
 
@@ -16,6 +16,7 @@ __all__ = [
     "RewardSpec",
     "CheckpointError",
     "RewardInputError",
+    "VideoReadError",
     "WeightsNotFoundError",
     "load",
     "list_rewards",

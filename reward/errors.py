@@ -12,3 +12,11 @@ class CheckpointError(RuntimeError):
 
 class WeightsNotFoundError(FileNotFoundError):
     """Weights could not be found locally, on the hub, or at a URL."""
+
+
+class VideoReadError(RewardInputError, OSError):
+    """A video file or frame folder is missing, unreadable, or holds no frames."""
+
+
+class ScoringInputError(ValueError):
+    """A list of videos to score (paths, globs, a prompts file or a manifest) cannot be used as given."""

@@ -12,7 +12,13 @@ import torch
 from .base import CONFIG_NAME, VideoReward, place
 
 #: Modules that register the built-in presets when imported.
-BUILTIN_PRESET_MODULES: tuple[str, ...] = ("reward.simple", "reward.mixture")
+BUILTIN_PRESET_MODULES: tuple[str, ...] = (
+    "reward.simple",
+    "reward.mixture",
+    "reward.aigcvqa.align_presets",
+    "reward.aigcvqa.presets",
+    "reward.pcqa.presets",
+)
 
 
 @dataclass(frozen=True)

@@ -259,7 +259,7 @@ _GENERATION_KWARGS: dict[str, dict[str, Any]] = {
     "wan": {"num_frames": 9, "height": 16, "width": 16, "max_sequence_length": 16},
     "cogvideox": {"num_frames": 9, "height": 16, "width": 16, "max_sequence_length": 16},
     "ltx": {"num_frames": 9, "height": 32, "width": 32, "max_sequence_length": 16},
-    "mochi": {"num_frames": 7, "height": 16, "width": 16, "max_sequence_length": 16},
+    "mochi": {"num_frames": 13, "height": 16, "width": 16, "max_sequence_length": 16},
     "hunyuan-video": {
         "num_frames": 9, "height": 16, "width": 16, "max_sequence_length": 16,
         "prompt_template": {"template": "{}", "crop_start": 0},

@@ -1,0 +1,1 @@
+"""AIGC-VQA: technical (3D Swin), aesthetic (ConvNeXt-3D) and alignment (BLIP + ST-Adapter) branches."""

@@ -1,0 +1,188 @@
+"""DOVER (Wu et al., ICCV 2023) as a differentiable reward: technical + aesthetic branches, fused.
+
+``score`` is DOVER's overall quality in (0, 1); components ``technical`` and ``aesthetic`` are
+the per-branch scores DOVER publishes (its sigmoid-normalised branch means, also in (0, 1)).
+The raw branch means (what AIGC-VQA adds up) and the score maps are in ``extras`` on request.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+
+from ..base import VideoReward, register_architecture
+from ..output import RewardOutput
+from ..precision import backbone_autocast, full_precision
+from ..video.views import aesthetic_view, technical_view
+from .convnext3d import ConvNeXt3D, ConvNeXt3DConfig
+from .dover_checkpoint import DOVER_PARTS, load_dover_weights
+from .heads import VQAHead, map_mean
+from .swin3d import Swin3DConfig, SwinTransformer3D
+
+#: DOVER's score-level fusion: per-branch (mean, std) used to standardise the raw branch means,
+#: and the weights of the standardised technical and aesthetic scores.
+TECHNICAL_MEAN, TECHNICAL_STD = 0.1107, 0.07355
+AESTHETIC_MEAN, AESTHETIC_STD = -0.08285, 0.03774
+TECHNICAL_WEIGHT, AESTHETIC_WEIGHT = 0.6104, 0.3896
+
+
+class DoverFusion(NamedTuple):
+    """DOVER's fused scores (float64): standardised ``t``, ``a``, their blend ``x`` and the sigmoids."""
+
+    t: torch.Tensor
+    a: torch.Tensor
+    x: torch.Tensor
+    technical: torch.Tensor
+    aesthetic: torch.Tensor
+    overall: torch.Tensor
+
+
+def dover_fusion(technical_raw: torch.Tensor, aesthetic_raw: torch.Tensor) -> DoverFusion:
+    """Fuse raw branch means (map means) the way the public DOVER evaluation does, in float64."""
+    t = (technical_raw.double() - TECHNICAL_MEAN) / TECHNICAL_STD
+    a = (aesthetic_raw.double() - AESTHETIC_MEAN) / AESTHETIC_STD
+    x = TECHNICAL_WEIGHT * t + AESTHETIC_WEIGHT * a
+    return DoverFusion(t, a, x, torch.sigmoid(t), torch.sigmoid(a), torch.sigmoid(x))
+
+
+def _as_dataclass(value: Any, cls: type) -> Any:
+    return cls(**value) if isinstance(value, dict) else value
+
+
+@dataclass
+class DoverConfig:
+    """Branch sizes, head sizes and views. The defaults are the public DOVER model and its evaluation:
+    technical 3 clips x 32 frames (interval 2) of 7x7 fragments aligned over 32 frames; aesthetic
+    32 frames (one per segment) resized to 224x224.
+    """
+
+    technical: Swin3DConfig = field(default_factory=Swin3DConfig)
+    aesthetic: ConvNeXt3DConfig = field(default_factory=ConvNeXt3DConfig)
+    head_hidden_channels: int = 64
+    head_dropout: float = 0.5
+    technical_clip_len: int = 32
+    technical_num_clips: int = 3
+    technical_frame_interval: int = 2
+    technical_aligned: int = 32
+    aesthetic_clip_len: int = 32
+    aesthetic_t_frag: int = 32
+    aesthetic_frame_interval: int = 2
+
+    def __post_init__(self) -> None:
+        self.technical = _as_dataclass(self.technical, Swin3DConfig)
+        self.aesthetic = _as_dataclass(self.aesthetic, ConvNeXt3DConfig)
+
+
+def dover_tiny_config(**overrides: Any) -> DoverConfig:
+    """The golden reference's reduced sizes and views (widths 24-192, 16 frames, 1 clip): fast enough for tests."""
+    config = DoverConfig(
+        technical=Swin3DConfig(embed_dim=24, depths=(1, 1, 2, 1), num_heads=(2, 4, 8, 16)),
+        aesthetic=ConvNeXt3DConfig(dims=(24, 48, 96, 192), depths=(1, 1, 2, 1)),
+        technical_clip_len=16,
+        technical_num_clips=1,
+        technical_frame_interval=1,
+        technical_aligned=8,
+        aesthetic_clip_len=16,
+        aesthetic_t_frag=16,
+        aesthetic_frame_interval=2,
+    )
+    return dataclasses.replace(config, **overrides)
+
+
+@register_architecture
+class DoverReward(VideoReward):
+    """DOVER's overall quality of each video; prompts are not used.
+
+    Submodules carry DOVER.pth's names (``technical_backbone``, ``aesthetic_backbone``,
+    ``technical_head``, ``aesthetic_head``), so the official checkpoint loads as it is.
+    """
+
+    architecture = "dover"
+    config_class = DoverConfig
+    requires_prompts = False
+    component_names = ("technical", "aesthetic")
+
+    def __init__(self, config: DoverConfig):
+        super().__init__(config)
+        self.technical_backbone = SwinTransformer3D(config.technical)
+        self.aesthetic_backbone = ConvNeXt3D(config.aesthetic)
+        self.technical_head = VQAHead(config.technical.num_features, config.head_hidden_channels, config.head_dropout)
+        self.aesthetic_head = VQAHead(config.aesthetic.num_features, config.head_hidden_channels, config.head_dropout)
+
+    def load_dover_checkpoint(self, source: Any, *, name: str | None = None) -> "DoverReward":
+        """Load DOVER.pth (or a file of the same layout: path, hub id, URL or state dict) strictly."""
+        load_dover_weights({part: getattr(self, part) for part in DOVER_PARTS}, source, name=name)
+        return self
+
+    def _forward(
+        self,
+        videos: torch.Tensor,
+        prompts: list[str] | None,
+        *,
+        return_maps: bool = False,
+        technical_frame_indices: torch.Tensor | None = None,
+        aesthetic_frame_indices: torch.Tensor | None = None,
+        fragment_offsets: tuple[torch.Tensor, torch.Tensor] | None = None,
+        generator: torch.Generator | None = None,
+        frame_rng: Any = None,
+    ) -> RewardOutput:
+        """Views -> backbones (autocast) -> heads and fusion (fp32 / fp64).
+
+        Views are deterministic by default; pass explicit ``*_frame_indices`` / ``fragment_offsets``
+        ([7, 7, chunks] or [B, 7, 7, chunks] each, for h and w) to replay a view, or ``generator``
+        (fragment offsets) and ``frame_rng`` (frame starts) to draw random ones as DOVER does.
+        """
+        config = self.config
+        technical = technical_view(
+            videos,
+            clip_len=config.technical_clip_len,
+            num_clips=config.technical_num_clips,
+            frame_interval=config.technical_frame_interval,
+            aligned=config.technical_aligned,
+            offsets=fragment_offsets,
+            generator=generator,
+            frame_indices=technical_frame_indices,
+            frame_rng=frame_rng,
+        )
+        aesthetic = aesthetic_view(
+            videos,
+            clip_len=config.aesthetic_clip_len,
+            t_frag=config.aesthetic_t_frag,
+            frame_interval=config.aesthetic_frame_interval,
+            frame_indices=aesthetic_frame_indices,
+            frame_rng=frame_rng,
+        )
+        batch = videos.shape[0]
+        technical_map, aesthetic_map = self.score_maps(technical.pixels, aesthetic.pixels)
+        with full_precision(videos.device):
+            technical_raw = map_mean(technical_map, batch)
+            aesthetic_raw = map_mean(aesthetic_map, batch)
+            fused = dover_fusion(technical_raw, aesthetic_raw)
+        dtype = technical_map.dtype
+        output = RewardOutput(
+            score=fused.overall.to(dtype),
+            components={"technical": fused.technical.to(dtype), "aesthetic": fused.aesthetic.to(dtype)},
+        )
+        if return_maps:
+            output.extras.update(
+                technical_map=technical_map.reshape(batch, -1, *technical_map.shape[2:]).squeeze(2),
+                aesthetic_map=aesthetic_map.reshape(batch, -1, *aesthetic_map.shape[2:]).squeeze(2),
+                technical_raw=technical_raw,
+                aesthetic_raw=aesthetic_raw,
+                technical_frame_indices=technical.frame_indices,
+                aesthetic_frame_indices=aesthetic.frame_indices,
+                fragment_boxes=technical.fragment_boxes(),
+            )
+        return output
+
+    def score_maps(self, technical_pixels: torch.Tensor, aesthetic_pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Head maps ``[N, 1, T', H', W']`` of normalised views (backbones under autocast, heads in fp32)."""
+        device = technical_pixels.device
+        dtype = self.technical_head.fc_hid.weight.dtype
+        with backbone_autocast(device, self.compute_dtype):
+            technical_features = self.technical_backbone(technical_pixels.to(dtype))
+            aesthetic_features = self.aesthetic_backbone(aesthetic_pixels.to(dtype))
+        with full_precision(device):
+            return self.technical_head(technical_features.to(dtype)), self.aesthetic_head(aesthetic_features.to(dtype))

@@ -1,0 +1,190 @@
+"""``aigc-reward``: score videos, folders and manifests (also under ``accelerate launch``), explain a
+score, list rewards."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from .errors import CheckpointError, RewardInputError, ScoringInputError, WeightsNotFoundError
+from .precision import DTYPES
+from .registry import list_rewards, load, reward_spec
+
+#: Rows of the per-video table printed when the results also go to a file.
+ROWS_SHOWN_WITH_FILE = 20
+DEFAULT_REWARD = "aigc-vqa"
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reward", default=DEFAULT_REWARD, help=f"reward name from `aigc-reward list` (default {DEFAULT_REWARD})")
+    parser.add_argument("--weights", help="weights: a native folder, a converter's file (e.g. DOVER.pth), a hub id or a URL")
+    parser.add_argument("--random-weights", action="store_true", help="build the reward with random weights (tests, demos)")
+    parser.add_argument("--device", help="torch device (default: the process's accelerate device: cuda if available, else cpu)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), help="backbone autocast dtype, e.g. bf16 (heads stay fp32)")
+
+
+def _check_reward_name(name: str) -> None:
+    if name not in list_rewards():
+        raise ScoringInputError(f"unknown reward {name!r}; choose one of {list_rewards()} (see `aigc-reward list`).")
+
+
+def _load_model(args: argparse.Namespace, device: object):
+    return load(args.reward, args.weights, pretrained=not args.random_weights, device=device, dtype=args.dtype)
+
+
+def _score_parser(commands: argparse._SubParsersAction) -> None:
+    score = commands.add_parser(
+        "score",
+        help="score videos, folders, globs or a manifest",
+        description="Score videos (files, folders, globs) or a CSV/JSONL manifest (path, prompt[, id]). "
+        "Under `accelerate launch` the inputs are sharded across processes and merged by rank 0.",
+    )
+    score.add_argument("videos", nargs="*", metavar="VIDEO", help="video files, folders (searched recursively) or globs")
+    prompts = score.add_mutually_exclusive_group()
+    prompts.add_argument("--prompt", help="one prompt for every video")
+    prompts.add_argument("--prompts-file", help="a text file with one prompt per line, one line per video, in order")
+    score.add_argument("--manifest", help="CSV or JSONL listing path, prompt[, id] per video (instead of VIDEO arguments)")
+    _model_arguments(score)
+    score.add_argument("--batch-size", type=int, default=8, help="videos per forward pass; only same-shape videos share one")
+    score.add_argument("--num-workers", type=int, default=2, help="decoding processes (0 decodes in the main process)")
+    score.add_argument("--prefetch", type=int, default=2, help="videos each decoding process keeps ready")
+    score.add_argument("--out", help="append results to this JSONL file (one line per video, every component)")
+    score.add_argument("--csv", help="append results to this CSV file")
+    score.add_argument("--resume", action="store_true", help="skip videos whose id is already in --out/--csv")
+    score.add_argument("--json", action="store_true", help="print results and summary as JSON instead of tables")
+    score.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    score.set_defaults(run=_run_score)
+
+
+def _explain_parser(commands: argparse._SubParsersAction) -> None:
+    explain = commands.add_parser(
+        "explain",
+        help="draw where and when a video's quality drops (PNG + mp4)",
+        description="Write NAME.png (key frames with the technical map drawn on the fragments it scored and the "
+        "aesthetic map over the frame, per-frame curves, prompt and scores) and NAME.mp4 (every shown frame).",
+    )
+    explain.add_argument("video", metavar="VIDEO", help="a video file or frame folder")
+    explain.add_argument("--prompt", help="the prompt the video was generated from (needed by prompt-conditioned rewards)")
+    explain.add_argument("--out", required=True, help="folder for the PNG and the mp4")
+    explain.add_argument("--name", default="explain", help="file name stem (default: explain)")
+    explain.add_argument("--fps", type=float, default=8, help="frame rate of the mp4")
+    explain.add_argument("--json", action="store_true", help="print the files and scores as JSON")
+    _model_arguments(explain)
+    explain.set_defaults(run=_run_explain)
+
+
+def _list_parser(commands: argparse._SubParsersAction) -> None:
+    listing = commands.add_parser("list", help="list the rewards with their components and weight sources")
+    listing.add_argument("--json", action="store_true", help="print as JSON")
+    listing.set_defaults(run=_run_list)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aigc-reward", description="AIGC video quality rewards from the command line.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _score_parser(commands)
+    _explain_parser(commands)
+    _list_parser(commands)
+    return parser
+
+
+def _items(args: argparse.Namespace):
+    from .scoring import attach_prompts, discover_videos, read_manifest, read_prompts_file
+
+    if args.manifest:
+        if args.videos or args.prompt or args.prompts_file:
+            raise ScoringInputError("--manifest lists the videos and prompts: do not also pass VIDEO, --prompt or --prompts-file.")
+        return read_manifest(args.manifest)
+    if not args.videos:
+        raise ScoringInputError("give VIDEO files, folders or globs, or --manifest.")
+    prompts = read_prompts_file(args.prompts_file) if args.prompts_file else None
+    return attach_prompts(discover_videos(args.videos), prompt=args.prompt, prompts=prompts)
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    from .scoring import Processes, score_videos
+    from .scoring.report import results_table, summary_table
+
+    _check_reward_name(args.reward)
+    items = _items(args)
+    processes = Processes.current(cpu=args.device.startswith("cpu") if args.device else None)
+    model = _load_model(args, args.device or processes.device)
+    run = score_videos(
+        model,
+        items,
+        out=args.out,
+        csv=args.csv,
+        resume=args.resume,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        prefetch=args.prefetch,
+        progress=not args.no_progress,
+        processes=processes,
+    )
+    if run is None:
+        return 0
+    if args.json:
+        print(json.dumps({"reward": args.reward, "results": run.records, "summary": run.summary.as_dict()}, indent=2))
+    else:
+        limit = ROWS_SHOWN_WITH_FILE if (args.out or args.csv) else None
+        print(f"reward: {args.reward}")
+        print(results_table(run.records, limit))
+        print()
+        print(summary_table(run.summary))
+    return 0
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    import torch
+
+    from .explain import explain_video
+    from .video.io import read_video
+
+    _check_reward_name(args.reward)
+    video = read_video(args.video)
+    model = _load_model(args, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    result = explain_video(model, video, args.prompt, args.out, name=args.name, reward_name=args.reward, fps=args.fps)
+    if args.json:
+        print(json.dumps({"png": str(result.png), "mp4": str(result.mp4), "scores": result.scores}, indent=2))
+    else:
+        print("  ".join(f"{name} {value:.4f}" for name, value in result.scores.items()))
+        print(f"wrote {result.png} and {result.mp4}")
+    return 0
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    from .scoring.report import format_table
+
+    specs = [reward_spec(name) for name in list_rewards()]
+    if args.json:
+        print(json.dumps([
+            {
+                "name": s.name,
+                "description": s.description,
+                "components": list(s.components),
+                "weight_sources": s.weight_sources,
+                "higher_is_better": s.higher_is_better,
+                "score_range": list(s.score_range) if s.score_range else None,
+                "tags": list(s.tags),
+            }
+            for s in specs
+        ], indent=2))
+        return 0
+    rows = [[s.name, ", ".join(s.components), s.weight_sources, s.description] for s in specs]
+    print(format_table(["reward", "components", "weights", "description"], rows))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``aigc-reward`` console script; user errors exit with status 2 and one line."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ScoringInputError, RewardInputError, WeightsNotFoundError, CheckpointError) as error:
+        print(f"aigc-reward: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Decoding videos in DataLoader worker processes; a bad file comes back as data, never as an exception."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .inputs import VideoItem
+
+#: ``reader(path) -> Tensor [T, 3, H, W]`` float in [0, 1].
+VideoReader = Callable[[str], torch.Tensor]
+
+
+@dataclass
+class Decoded:
+    """A worker's answer for one item: the video, or the reason it could not be used."""
+
+    index: int
+    item: VideoItem
+    video: torch.Tensor | None = None
+    error: str | None = None
+
+
+def default_reader(path: str) -> torch.Tensor:
+    """The library's reader (mp4, webm, gif, frame folders) as ``[T, 3, H, W]`` floats in [0, 1]."""
+    from ..video.io import read_video
+
+    return read_video(path)
+
+
+def describe_video_problem(video: object) -> str | None:
+    """Why a decoded value cannot be scored, or None when it is a usable ``[T, 3, H, W]`` float video."""
+    if not isinstance(video, torch.Tensor) or video.ndim != 4 or video.shape[1] != 3:
+        shape = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
+        return f"decoded to {shape}, not [T, 3, H, W]"
+    if video.shape[0] == 0:
+        return "the file holds no frames"
+    if not video.is_floating_point():
+        return f"decoded to dtype {video.dtype}, not floats in [0, 1]"
+    return None
+
+
+class VideoDataset(Dataset):
+    """Items decoded by ``reader``; ``__getitem__`` returns a ``Decoded`` whatever happens to the file."""
+
+    def __init__(self, items: Sequence[tuple[int, VideoItem]], reader: VideoReader | None = None):
+        self.items = list(items)
+        self.reader = reader or default_reader
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, position: int) -> Decoded:
+        index, item = self.items[position]
+        try:
+            video = self.reader(item.path)
+        except Exception as error:  # any failure of one file is that file's result, not the run's
+            return Decoded(index, item, error=f"{type(error).__name__}: {error}")
+        problem = describe_video_problem(video)
+        if problem:
+            return Decoded(index, item, error=problem)
+        return Decoded(index, item, video=video.contiguous())
+
+
+def _as_is(decoded: Decoded) -> Decoded:
+    return decoded
+
+
+def decode_in_workers(
+    items: Sequence[tuple[int, VideoItem]],
+    *,
+    reader: VideoReader | None = None,
+    num_workers: int = 2,
+    prefetch: int = 2,
+) -> Iterator[Decoded]:
+    """Yield ``Decoded`` in input order, decoded by ``num_workers`` processes (0 = in this process)
+    that each keep ``prefetch`` videos ready ahead of the scorer."""
+    loader = DataLoader(
+        VideoDataset(items, reader),
+        batch_size=None,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=_as_is,
+        prefetch_factor=prefetch if num_workers > 0 else None,
+    )
+    yield from loader

@@ -10,14 +10,7 @@ from integrations.diffusers import build_tiny_pipeline, tiny_generation_kwargs
 from integrations.finetune.backprop import BackpropConfig, RewardBackpropTrainer
 from integrations.finetune.guard import RewardHackingWarning
 from integrations.finetune.lora import load_lora
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from tests.diffusers_support import one_thread  # noqa: F401  (autouse fixture)
 
 
 def _config(tmp_path, family: str = "text-to-video-sd", **overrides) -> BackpropConfig:

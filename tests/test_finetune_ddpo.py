@@ -9,14 +9,7 @@ from integrations.diffusers import build_tiny_pipeline, tiny_generation_kwargs
 from integrations.finetune.ddpo import DDPOConfig, VideoDDPOTrainer
 from integrations.finetune.ppo import ppo_clipped_loss
 from integrations.finetune.sampling import DDIMPolicy, FlowSDEPolicy
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from tests.diffusers_support import one_thread  # noqa: F401  (autouse fixture)
 
 
 def _config(tmp_path, family: str = "text-to-video-sd", **overrides) -> DDPOConfig:

@@ -12,17 +12,10 @@ from integrations.diffusers import build_tiny_pipeline
 from integrations.trl import make_flow_grpo_reward_fn, make_prompt_fn, make_reward_fn, require_trl
 from reward.simple import brightness, colorfulness
 
-#: The reward trl trains with here: the tiny AIGC-VQA once that preset is registered, else a closed form.
-TRL_REWARD = "aigc-vqa-tiny" if "aigc-vqa-tiny" in reward.list_rewards() else "colorfulness"
+#: The reward trl trains with here: the tiny AIGC-VQA once that preset is registered, else the tiny DOVER.
+TRL_REWARD = "aigc-vqa-tiny" if "aigc-vqa-tiny" in reward.list_rewards() else "dover-tiny"
 SIZE = dict(num_frames=2, height=16, width=16)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from tests.diffusers_support import one_thread  # noqa: F401  (autouse fixture)
 
 
 def test_reward_fn_scores_images_and_videos_with_component_metadata():

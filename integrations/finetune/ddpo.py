@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from accelerate.utils import gather_object
 
+from reward.precision import maybe_checkpoint
+
 from .async_reward import AsyncRewardScorer
 from .lora import lora_disabled
 from .log_prob import StochasticStep
@@ -172,7 +174,10 @@ class VideoDDPOTrainer(RewardFinetuner):
             prompt_embeds = self.encode([samples.prompts[i] for i in indices.tolist()])
         latents = samples.latents[indices, step_index]
         timestep = self.adapter.scheduler.timesteps[step_index]
-        output = self.adapter.denoiser_forward(latents, timestep, prompt_embeds, self.config.guidance_scale)
+        output = maybe_checkpoint(
+            self.adapter.denoiser_forward, latents, timestep, prompt_embeds, self.config.guidance_scale,
+            enabled=self.loop_checkpointing,
+        )
         return self.policy.step(self.adapter, output, step_index, latents, prev_sample=samples.latents[indices, step_index + 1])
 
     def prepare_schedule(self) -> None:

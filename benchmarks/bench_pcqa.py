@@ -10,20 +10,17 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-from reward.checkpoints import atomic_write_text
 from reward.pcqa import HybridPromptEncoder, build_scorer
 from reward.pcqa.config import default_text_towers
 from reward.pcqa.presets import convnext_s_config, efficientvit_l_config, eva02_b_config
+from results_md import RESULTS, write_section
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADING = "## PCQA"
 BACKBONES = {
     "convnext_small": convnext_s_config,
@@ -84,14 +81,6 @@ def cache_rows(iters: int) -> list[str]:
     return [row]
 
 
-def write_section(body: str) -> None:
-    text = RESULTS.read_text() if RESULTS.is_file() else "# Benchmark results\n"
-    section = f"{HEADING}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    atomic_write_text(RESULTS, text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iters", type=int, default=2, help="timed iterations per cell (median reported)")
@@ -125,7 +114,7 @@ def main() -> None:
             *cache,
         ]
     )
-    write_section(body)
+    write_section(HEADING, body)
     print(f"wrote the {HEADING!r} section of {RESULTS}")
 
 

@@ -1,11 +1,12 @@
 """``aigc-reward``: score videos, folders and manifests (also under ``accelerate launch``), explain a
-score, list rewards."""
+score, convert public checkpoints into a native aigc-vqa one, list rewards."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .errors import CheckpointError, RewardInputError, ScoringInputError, WeightsNotFoundError
 from .precision import DTYPES
@@ -18,7 +19,13 @@ DEFAULT_REWARD = "aigc-vqa"
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reward", default=DEFAULT_REWARD, help=f"reward name from `aigc-reward list` (default {DEFAULT_REWARD})")
-    parser.add_argument("--weights", help="weights: a native folder, a converter's file (e.g. DOVER.pth), a hub id or a URL")
+    parser.add_argument(
+        "--weights",
+        action="append",
+        metavar="SOURCE",
+        help="weights: a native folder, a converter's file (e.g. DOVER.pth), a hub id or a URL; "
+        "repeat as KEY=SOURCE for rewards built from several files (e.g. dover=DOVER.pth imagereward=ImageReward.pt)",
+    )
     parser.add_argument("--random-weights", action="store_true", help="build the reward with random weights (tests, demos)")
     parser.add_argument("--device", help="torch device (default: the process's accelerate device: cuda if available, else cpu)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), help="backbone autocast dtype, e.g. bf16 (heads stay fp32)")
@@ -29,8 +36,23 @@ def _check_reward_name(name: str) -> None:
         raise ScoringInputError(f"unknown reward {name!r}; choose one of {list_rewards()} (see `aigc-reward list`).")
 
 
+def weights_argument(values: Sequence[str] | None) -> str | dict[str, str] | None:
+    """``--weights`` as ``reward.load`` takes it: one source, or a dict from repeated ``KEY=SOURCE``."""
+    if not values:
+        return None
+    keyed = [v for v in values if "=" in v and not Path(v).expanduser().exists()]
+    if not keyed:
+        if len(values) > 1:
+            raise ScoringInputError(f"--weights given {len(values)} times without KEY=SOURCE; give one source or name each part.")
+        return values[0]
+    if len(keyed) != len(values):
+        raise ScoringInputError("--weights: name every part as KEY=SOURCE when one is named.")
+    return dict(value.split("=", 1) for value in values)
+
+
 def _load_model(args: argparse.Namespace, device: object):
-    return load(args.reward, args.weights, pretrained=not args.random_weights, device=device, dtype=args.dtype)
+    weights = weights_argument(args.weights)
+    return load(args.reward, weights, pretrained=not args.random_weights, device=device, dtype=args.dtype)
 
 
 def _score_parser(commands: argparse._SubParsersAction) -> None:
@@ -74,6 +96,25 @@ def _explain_parser(commands: argparse._SubParsersAction) -> None:
     explain.set_defaults(run=_run_explain)
 
 
+def _convert_parser(commands: argparse._SubParsersAction) -> None:
+    from .aigcvqa.model import SIZES
+
+    convert = commands.add_parser(
+        "convert",
+        help="write a native aigc-vqa checkpoint from DOVER.pth + ImageReward.pt (the zero-shot start)",
+        description="Build AIGC-VQA from the public DOVER.pth (technical and aesthetic branches) and ImageReward.pt "
+        "(alignment branch) with the ST-Adapter at identity, and save it (config.json + model.safetensors) "
+        "for reward.load('aigc-vqa', weights=OUT) or --weights OUT.",
+    )
+    convert.add_argument("--dover", required=True, help="DOVER.pth: a path, hub id (owner/repo/file) or URL")
+    convert.add_argument("--imagereward", required=True, help="ImageReward.pt: a path, a folder holding it, a hub id or URL")
+    convert.add_argument("--med-config", help="ImageReward's med_config.json (default: the one beside the checkpoint)")
+    convert.add_argument("--sizes", default="paper", choices=sorted(SIZES), help="branch sizes of the checkpoints (default paper)")
+    convert.add_argument("--tokenizer", help="BERT vocabulary the saved model reads at run time (default: hub bert-base-uncased)")
+    convert.add_argument("--out", required=True, help="folder to write")
+    convert.set_defaults(run=_run_convert)
+
+
 def _list_parser(commands: argparse._SubParsersAction) -> None:
     listing = commands.add_parser("list", help="list the rewards with their components and weight sources")
     listing.add_argument("--json", action="store_true", help="print as JSON")
@@ -85,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _score_parser(commands)
     _explain_parser(commands)
+    _convert_parser(commands)
     _list_parser(commands)
     return parser
 
@@ -150,6 +192,18 @@ def _run_explain(args: argparse.Namespace) -> int:
     else:
         print("  ".join(f"{name} {value:.4f}" for name, value in result.scores.items()))
         print(f"wrote {result.png} and {result.mp4}")
+    return 0
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from .aigcvqa.model import aigc_vqa_config
+    from .aigcvqa.zero_shot import build_zero_shot
+
+    config = aigc_vqa_config(args.sizes, **({"alignment": {"tokenizer": args.tokenizer}} if args.tokenizer else {}))
+    model = build_zero_shot(args.dover, args.imagereward, med_config=args.med_config, config=config)
+    out = model.save_pretrained(args.out)
+    count = sum(p.numel() for p in model.parameters())
+    print(f"wrote {out} (aigc-vqa, {args.sizes} sizes, {count:,} parameters); load it with --weights {out}")
     return 0
 
 

@@ -17,6 +17,7 @@ BUILTIN_PRESET_MODULES: tuple[str, ...] = (
     "reward.mixture",
     "reward.aigcvqa.align_presets",
     "reward.aigcvqa.presets",
+    "reward.aigcvqa.aigcvqa_presets",
     "reward.pcqa.presets",
 )
 

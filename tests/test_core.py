@@ -1,10 +1,7 @@
 """The shared reward machinery: input checks, native save/load, weight resolution, registry."""
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import threading
 from dataclasses import dataclass
 
 import pytest
@@ -124,19 +121,6 @@ def test_atomic_path_leaves_nothing_on_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.fixture
-def http_server(tmp_path):
-    """A file server on 127.0.0.1 serving tmp_path/'served'."""
-    served = tmp_path / "served"
-    served.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
 def test_download_from_url_is_cached(http_server, tmp_path, monkeypatch):
     served, base = http_server
     monkeypatch.setenv("AIGC_REWARD_CACHE", str(tmp_path / "cache"))
@@ -172,3 +156,15 @@ def test_colorfulness_prefers_saturated_video():
     colourful = torch.rand(1, 2, 3, 16, 16)
     model = reward.load("colorfulness")
     assert model(colourful).score > model(grey).score + 10
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    current = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "table.csv") as tmp:
+            tmp.write_text("a,b\n")
+    finally:
+        os.umask(current)
+    assert (tmp_path / "table.csv").stat().st_mode & 0o777 == 0o644

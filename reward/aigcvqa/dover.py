@@ -15,7 +15,7 @@ import torch
 from ..base import VideoReward, register_architecture
 from ..output import RewardOutput
 from ..precision import backbone_autocast, full_precision
-from ..video.views import aesthetic_view, technical_view
+from ..video.views import AestheticView, TechnicalView, aesthetic_view, technical_view
 from .convnext3d import ConvNeXt3D, ConvNeXt3DConfig
 from .dover_checkpoint import DOVER_PARTS, load_dover_weights
 from .heads import VQAHead, map_mean
@@ -91,50 +91,68 @@ def dover_tiny_config(**overrides: Any) -> DoverConfig:
     return dataclasses.replace(config, **overrides)
 
 
-@register_architecture
-class DoverReward(VideoReward):
-    """DOVER's overall quality of each video; prompts are not used.
+class QualityScores(NamedTuple):
+    """DOVER's two branches on one batch: the views, the head maps ``[N, 1, T', H', W']`` and the raw
+    branch scores ``[B]`` (map means, fp32), plus ``extras()``: the maps and view metadata for diagnostics."""
 
-    Submodules carry DOVER.pth's names (``technical_backbone``, ``aesthetic_backbone``,
-    ``technical_head``, ``aesthetic_head``), so the official checkpoint loads as it is.
+    technical: TechnicalView
+    aesthetic: AestheticView
+    technical_map: torch.Tensor
+    aesthetic_map: torch.Tensor
+    technical_raw: torch.Tensor
+    aesthetic_raw: torch.Tensor
+
+    def extras(self) -> dict[str, Any]:
+        """``technical_map`` [B, clips, T', 7, 7], ``aesthetic_map`` [B, 1, T', 7, 7], the raw scores, the
+        frame indices of both views and ``fragment_boxes`` (the keys ``reward.explain`` reads)."""
+        batch = self.technical_raw.shape[0]
+        return dict(
+            technical_map=self.technical_map.reshape(batch, -1, *self.technical_map.shape[2:]).squeeze(2),
+            aesthetic_map=self.aesthetic_map.reshape(batch, -1, *self.aesthetic_map.shape[2:]).squeeze(2),
+            technical_raw=self.technical_raw,
+            aesthetic_raw=self.aesthetic_raw,
+            technical_frame_indices=self.technical.frame_indices,
+            aesthetic_frame_indices=self.aesthetic.frame_indices,
+            fragment_boxes=self.technical.fragment_boxes(),
+        )
+
+
+class QualityBranches:
+    """Mixin for rewards built on DOVER's technical and aesthetic branches (DOVER and AIGC-VQA).
+
+    Adds the four modules under DOVER.pth's names (``technical_backbone``, ``aesthetic_backbone``,
+    ``technical_head``, ``aesthetic_head``), so the official checkpoint loads as it is, and runs
+    the views, backbones (autocast) and heads (fp32) described by a :class:`DoverConfig`.
     """
 
-    architecture = "dover"
-    config_class = DoverConfig
-    requires_prompts = False
-    component_names = ("technical", "aesthetic")
-
-    def __init__(self, config: DoverConfig):
-        super().__init__(config)
+    def build_quality_branches(self, config: DoverConfig) -> None:
         self.technical_backbone = SwinTransformer3D(config.technical)
         self.aesthetic_backbone = ConvNeXt3D(config.aesthetic)
         self.technical_head = VQAHead(config.technical.num_features, config.head_hidden_channels, config.head_dropout)
         self.aesthetic_head = VQAHead(config.aesthetic.num_features, config.head_hidden_channels, config.head_dropout)
 
-    def load_dover_checkpoint(self, source: Any, *, name: str | None = None) -> "DoverReward":
+    def load_dover_checkpoint(self, source: Any, *, name: str | None = None):
         """Load DOVER.pth (or a file of the same layout: path, hub id, URL or state dict) strictly."""
         load_dover_weights({part: getattr(self, part) for part in DOVER_PARTS}, source, name=name)
         return self
 
-    def _forward(
+    def quality_scores(
         self,
         videos: torch.Tensor,
-        prompts: list[str] | None,
+        config: DoverConfig,
         *,
-        return_maps: bool = False,
         technical_frame_indices: torch.Tensor | None = None,
         aesthetic_frame_indices: torch.Tensor | None = None,
         fragment_offsets: tuple[torch.Tensor, torch.Tensor] | None = None,
         generator: torch.Generator | None = None,
         frame_rng: Any = None,
-    ) -> RewardOutput:
-        """Views -> backbones (autocast) -> heads and fusion (fp32 / fp64).
+    ) -> QualityScores:
+        """Views of ``videos`` [B, T, 3, H, W] -> backbones (autocast) -> head maps and raw scores (fp32).
 
         Views are deterministic by default; pass explicit ``*_frame_indices`` / ``fragment_offsets``
         ([7, 7, chunks] or [B, 7, 7, chunks] each, for h and w) to replay a view, or ``generator``
         (fragment offsets) and ``frame_rng`` (frame starts) to draw random ones as DOVER does.
         """
-        config = self.config
         technical = technical_view(
             videos,
             clip_len=config.technical_clip_len,
@@ -159,23 +177,7 @@ class DoverReward(VideoReward):
         with full_precision(videos.device):
             technical_raw = map_mean(technical_map, batch)
             aesthetic_raw = map_mean(aesthetic_map, batch)
-            fused = dover_fusion(technical_raw, aesthetic_raw)
-        dtype = technical_map.dtype
-        output = RewardOutput(
-            score=fused.overall.to(dtype),
-            components={"technical": fused.technical.to(dtype), "aesthetic": fused.aesthetic.to(dtype)},
-        )
-        if return_maps:
-            output.extras.update(
-                technical_map=technical_map.reshape(batch, -1, *technical_map.shape[2:]).squeeze(2),
-                aesthetic_map=aesthetic_map.reshape(batch, -1, *aesthetic_map.shape[2:]).squeeze(2),
-                technical_raw=technical_raw,
-                aesthetic_raw=aesthetic_raw,
-                technical_frame_indices=technical.frame_indices,
-                aesthetic_frame_indices=aesthetic.frame_indices,
-                fragment_boxes=technical.fragment_boxes(),
-            )
-        return output
+        return QualityScores(technical, aesthetic, technical_map, aesthetic_map, technical_raw, aesthetic_raw)
 
     def score_maps(self, technical_pixels: torch.Tensor, aesthetic_pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Head maps ``[N, 1, T', H', W']`` of normalised views (backbones under autocast, heads in fp32)."""
@@ -186,3 +188,55 @@ class DoverReward(VideoReward):
             aesthetic_features = self.aesthetic_backbone(aesthetic_pixels.to(dtype))
         with full_precision(device):
             return self.technical_head(technical_features.to(dtype)), self.aesthetic_head(aesthetic_features.to(dtype))
+
+
+@register_architecture
+class DoverReward(QualityBranches, VideoReward):
+    """DOVER's overall quality of each video; prompts are not used.
+
+    Submodules carry DOVER.pth's names (``technical_backbone``, ``aesthetic_backbone``,
+    ``technical_head``, ``aesthetic_head``), so the official checkpoint loads as it is.
+    """
+
+    architecture = "dover"
+    config_class = DoverConfig
+    requires_prompts = False
+    component_names = ("technical", "aesthetic")
+
+    def __init__(self, config: DoverConfig):
+        super().__init__(config)
+        self.build_quality_branches(config)
+
+    def _forward(
+        self,
+        videos: torch.Tensor,
+        prompts: list[str] | None,
+        *,
+        return_maps: bool = False,
+        technical_frame_indices: torch.Tensor | None = None,
+        aesthetic_frame_indices: torch.Tensor | None = None,
+        fragment_offsets: tuple[torch.Tensor, torch.Tensor] | None = None,
+        generator: torch.Generator | None = None,
+        frame_rng: Any = None,
+    ) -> RewardOutput:
+        """Views -> backbones (autocast) -> heads (fp32) -> DOVER fusion (fp64); view arguments as in
+        :meth:`QualityBranches.quality_scores`."""
+        quality = self.quality_scores(
+            videos,
+            self.config,
+            technical_frame_indices=technical_frame_indices,
+            aesthetic_frame_indices=aesthetic_frame_indices,
+            fragment_offsets=fragment_offsets,
+            generator=generator,
+            frame_rng=frame_rng,
+        )
+        with full_precision(videos.device):
+            fused = dover_fusion(quality.technical_raw, quality.aesthetic_raw)
+        dtype = quality.technical_map.dtype
+        output = RewardOutput(
+            score=fused.overall.to(dtype),
+            components={"technical": fused.technical.to(dtype), "aesthetic": fused.aesthetic.to(dtype)},
+        )
+        if return_maps:
+            output.extras.update(quality.extras())
+        return output

@@ -9,6 +9,8 @@ reads them wherever the denoiser supports it; ``load_lora`` also covers ``UNet3D
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -100,11 +102,13 @@ def save_lora(pipeline: Any, config: LoraConfig, directory: str | Path) -> Path:
         raise TypeError(f"{type(pipeline).__name__} has no save_lora_weights; diffusers cannot load LoRA into it")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    type(pipeline).save_lora_weights(
-        directory,
-        **{f"{name}_lora_layers": state, f"{name}_lora_adapter_metadata": config.to_dict()},
-        weight_name=LORA_WEIGHT_NAME,
-    )
+    with tempfile.TemporaryDirectory(prefix=".lora-", dir=directory) as staging:  # then renamed: atomic
+        type(pipeline).save_lora_weights(
+            staging,
+            **{f"{name}_lora_layers": state, f"{name}_lora_adapter_metadata": config.to_dict()},
+            weight_name=LORA_WEIGHT_NAME,
+        )
+        os.replace(Path(staging) / LORA_WEIGHT_NAME, directory / LORA_WEIGHT_NAME)
     return directory / LORA_WEIGHT_NAME
 
 

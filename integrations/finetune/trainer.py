@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -277,8 +276,10 @@ class RewardFinetuner:
         final = root / f"{CHECKPOINT_PREFIX}{self.step:06d}"
         rank = self.accelerator.process_index
         if self.accelerator.is_main_process:
-            root.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
+            staging = root / f".{final.name}.{os.getpid()}.partial"  # renamed into place when complete
+            if staging.exists():
+                shutil.rmtree(staging)
+            staging.mkdir(parents=True)
             save_lora(self.pipe, self.lora_config, staging)
             torch.save(self.optimizer.state_dict(), staging / OPTIMIZER_NAME)
             state = {"step": self.step, "history": self.history, "config": self.config.to_dict(), "extra": self.extra_state()}

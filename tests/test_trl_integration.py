@@ -12,8 +12,8 @@ from integrations.diffusers import build_tiny_pipeline
 from integrations.trl import make_flow_grpo_reward_fn, make_prompt_fn, make_reward_fn, require_trl
 from reward.simple import brightness, colorfulness
 
-#: The reward trl trains with here: the tiny AIGC-VQA once that preset is registered, else the tiny DOVER.
-TRL_REWARD = "aigc-vqa-tiny" if "aigc-vqa-tiny" in reward.list_rewards() else "dover-tiny"
+#: The reward trl's DDPOTrainer trains with here: AIGC-VQA's tiny preset (random weights).
+TRL_REWARD = "aigc-vqa-tiny"
 SIZE = dict(num_frames=2, height=16, width=16)
 from tests.diffusers_support import one_thread  # noqa: F401  (autouse fixture)
 

@@ -139,7 +139,6 @@ def make_prompt_fn(prompts: Sequence[str], *, seed: int = 0) -> Callable[[], tup
 @functools.cache
 def _pipeline_class() -> type:
     require_trl()
-    from diffusers import DDIMScheduler
     from trl.models.modeling_sd_base import DDPOPipelineOutput, DDPOSchedulerOutput, DDPOStableDiffusionPipeline
 
     class DDPOTextToVideoPipeline(DDPOStableDiffusionPipeline):

@@ -24,7 +24,6 @@ from .frames import parse_frames
 from .guard import RewardHackingGuard
 from .lora import (
     DEFAULT_TARGET_MODULES,
-    LORA_WEIGHT_NAME,
     add_lora,
     make_lora_config,
     read_lora_file,
@@ -333,6 +332,3 @@ class RewardFinetuner:
             torch.cuda.set_rng_state(rng["cuda"])
         logger.info("resumed from %s at step %d", path, self.step)
         return True
-
-    def lora_weight_path(self) -> Path:
-        return self.output_dir / LORA_WEIGHT_NAME

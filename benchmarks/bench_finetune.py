@@ -21,7 +21,7 @@ from integrations.diffusers import build_tiny_pipeline
 from integrations.finetune.backprop import BackpropConfig, RewardBackpropTrainer
 from integrations.finetune.ddpo import DDPOConfig, VideoDDPOTrainer
 from integrations.finetune.frames import parse_frames
-from results import write_section
+from results_md import write_section
 
 HEADING = "## Fine-tuning memory"
 SIZE = dict(num_frames=8, height=64, width=64, num_inference_steps=8, guidance_scale=1.0)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 import reward
-from integrations.diffusers import TINY_FAMILIES, build_tiny_pipeline, tiny_generation_kwargs
+from integrations.diffusers import TINY_FAMILIES, TINY_REWARD, build_tiny_pipeline, tiny_generation_kwargs
 from integrations.diffusers.best_of_n import BestOfNResult, best_of_n
 from integrations.diffusers.pruning import EarlyPruning
 from reward.scoring import Processes
@@ -30,7 +30,6 @@ from reward.scoring import Processes
 DEFAULT_MODEL = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
 DEFAULT_REWARD = "aigc-vqa"
 #: Offline rewards for --tiny, best first: the tiny AIGC-VQA once registered, then fallbacks.
-TINY_REWARDS = ("aigc-vqa-tiny", "dover-tiny", "colorfulness")
 #: The random weights of the --tiny reward: the same in every process and every (resumed) run.
 TINY_REWARD_SEED = 0
 
@@ -43,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--top-k", type=int, default=3, help="candidates per prompt to print (default 3; all are saved)")
     parser.add_argument("--batch-size", type=int, default=1, help="candidates per pipeline call (default 1)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"diffusers hub id or local folder (default {DEFAULT_MODEL})")
-    parser.add_argument("--reward", help=f"reward name (default {DEFAULT_REWARD}; with --tiny: {' / '.join(TINY_REWARDS)})")
+    parser.add_argument("--reward", help=f"reward name (default {DEFAULT_REWARD}; with --tiny: {TINY_REWARD})")
     parser.add_argument("--weights", help="reward weights: native folder, checkpoint file, hub id or URL")
     parser.add_argument("--out", type=Path, default=Path("rerank_out"), help="output folder (default rerank_out)")
     parser.add_argument("--steps", type=int, help="denoising steps (default: the pipeline's; 2 with --tiny)")
@@ -73,12 +72,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def tiny_reward_name() -> str:
-    """The best offline reward registered in this installation."""
-    available = set(reward.list_rewards())
-    return next(name for name in TINY_REWARDS if name in available)
-
-
 def choose_device(args: argparse.Namespace) -> Processes:
     """Join the ``accelerate launch`` run (or stand alone) and default ``--device`` to this process's device."""
     processes = Processes.current(cpu=args.device.startswith("cpu") if args.device else None)
@@ -102,7 +95,7 @@ def load_reward(args: argparse.Namespace) -> reward.VideoReward:
     if args.tiny:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(TINY_REWARD_SEED)
-            return reward.load(args.reward or tiny_reward_name(), weights=args.weights, pretrained=False, device=device)
+            return reward.load(args.reward or TINY_REWARD, weights=args.weights, pretrained=False, device=device)
     dtype = None if args.dtype == "float32" else args.dtype
     return reward.load(args.reward or DEFAULT_REWARD, weights=args.weights, device=device, dtype=dtype)
 
@@ -146,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_reward(args)
     if processes.is_main:
         print(f"generator: {type(pipe).__name__} ({'tiny random ' + args.tiny_family if args.tiny else args.model})")
-        print(f"reward: {args.reward or (tiny_reward_name() if args.tiny else DEFAULT_REWARD)} on {model.device}")
+        print(f"reward: {args.reward or (TINY_REWARD if args.tiny else DEFAULT_REWARD)} on {model.device}")
         print(f"processes: {processes.world}")
     result = best_of_n(
         pipe, args.prompt, model, n=args.n, batch_size=args.batch_size, seed=args.seed, top_k=min(args.top_k, args.n),

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from reward.registry import RewardSpec
 from tests.diffusers_support import one_thread  # noqa: F401  (autouse fixture)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -41,17 +40,6 @@ def test_tiny_rerank_writes_videos_table_and_contact_sheet(tmp_path):
     assert "rank" in completed.stdout and "contact sheets:" in completed.stdout
     best = min(rows, key=lambda row: int(row["rank"]))
     assert best["file"] in completed.stdout
-
-
-def test_tiny_reward_prefers_aigc_vqa_tiny_once_registered(monkeypatch):
-    module = _example_module()
-    import reward.registry as registry
-
-    registry.import_builtin_architectures()
-    assert module.tiny_reward_name() in module.TINY_REWARDS
-    fake = RewardSpec("aigc-vqa-tiny", lambda **_: None, "stand-in", ("score",), "none")
-    monkeypatch.setitem(registry._REWARDS, "aigc-vqa-tiny", fake)
-    assert module.tiny_reward_name() == "aigc-vqa-tiny"
 
 
 def test_prompts_come_from_flags_and_file(tmp_path):

@@ -268,6 +268,9 @@ _GENERATION_KWARGS: dict[str, dict[str, Any]] = {
 
 TINY_FAMILIES: tuple[str, ...] = tuple(_BUILDERS)
 
+#: The reward the offline ``--tiny`` modes score with: AIGC-VQA at tiny sizes, random weights.
+TINY_REWARD = "aigc-vqa-tiny"
+
 
 def build_tiny_pipeline(family: str, seed: int = 0, device: torch.device | str = "cpu"):
     """A diffusers pipeline of ``family`` with tiny random weights (fixed by ``seed``), in eval mode."""

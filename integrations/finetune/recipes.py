@@ -11,7 +11,7 @@ import torch
 from omegaconf import OmegaConf
 
 import reward
-from integrations.diffusers import build_tiny_pipeline, tiny_generation_kwargs
+from integrations.diffusers import TINY_REWARD, build_tiny_pipeline, tiny_generation_kwargs
 from reward.base import VideoReward
 
 from .trainer import FinetuneConfig
@@ -19,7 +19,6 @@ from .trainer import FinetuneConfig
 ConfigT = TypeVar("ConfigT", bound=FinetuneConfig)
 
 #: Offline rewards for --tiny runs, best first: the tiny AIGC-VQA once registered, then fallbacks.
-TINY_REWARDS = ("aigc-vqa-tiny", "dover-tiny", "colorfulness")
 
 
 @dataclass
@@ -73,12 +72,6 @@ def load_pipeline(settings: ModelSettings) -> Any:
     return pipe
 
 
-def tiny_reward_name() -> str:
-    """The best offline reward registered in this installation."""
-    available = set(reward.list_rewards())
-    return next(name for name in TINY_REWARDS if name in available)
-
-
 def tiny_setup(config_class: type[ConfigT], family: str, **overrides: Any) -> tuple[Any, ConfigT, VideoReward]:
     """A tiny random pipeline of ``family``, a trainer config at its size, and a tiny random reward
     (``reward=`` picks another registered one)."""
@@ -87,7 +80,7 @@ def tiny_setup(config_class: type[ConfigT], family: str, **overrides: Any) -> tu
     settings = dict(prompts=["a red fox in snow", "a cat on a sofa"], **size, num_inference_steps=3,
                     guidance_scale=1.0, max_steps=2, eval_every=1, save_every=1, lora_rank=4, learning_rate=1e-2)
     settings.update(overrides)
-    name = settings.pop("reward", None) or tiny_reward_name()
+    name = settings.pop("reward", None) or TINY_REWARD
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         scorer = reward.load(name, pretrained=False)

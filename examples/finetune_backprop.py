@@ -3,12 +3,12 @@ reward through the VAE decode and the last K denoising steps.
 
 Real model (Wan2.1-T2V-1.3B towards AIGC-VQA, PCQA watching for reward hacking; a 40-80 GB GPU):
 
-    python examples/finetune_backprop.py --config training_recipes/configs/finetune_backprop_wan.yaml
+    python examples/finetune_backprop.py --config training_recipes/configs/finetune/backprop_wan.yaml
 
 Several GPUs (accelerate averages the LoRA gradients), recipe values overridden on the command line:
 
     accelerate launch --num_processes 4 examples/finetune_backprop.py \\
-        --config training_recipes/configs/finetune_backprop_animatediff.yaml trainer.learning_rate=5e-5
+        --config training_recipes/configs/finetune/backprop_animatediff.yaml trainer.learning_rate=5e-5
 
 Anywhere in seconds, offline (tiny random pipeline and reward):
 

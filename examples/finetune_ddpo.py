@@ -3,11 +3,11 @@ needed). DDIM with eta > 0 for UNet families, the Flow-GRPO SDE step for flow-ma
 
 Real model (ModelScope text-to-video towards AIGC-VQA with PPO, group advantages and a KL penalty):
 
-    python examples/finetune_ddpo.py --config training_recipes/configs/finetune_ddpo_modelscope.yaml
+    python examples/finetune_ddpo.py --config training_recipes/configs/finetune/ddpo_modelscope.yaml
 
 Wan2.1-T2V-1.3B with the flow-matching SDE policy, on 8 GPUs:
 
-    accelerate launch --num_processes 8 examples/finetune_ddpo.py --config training_recipes/configs/finetune_ddpo_wan.yaml
+    accelerate launch --num_processes 8 examples/finetune_ddpo.py --config training_recipes/configs/finetune/ddpo_wan.yaml
 
 Anywhere in seconds, offline (tiny random pipeline and reward):
 

@@ -1,4 +1,4 @@
-"""examples/finetune_*.py and the training_recipes/configs/finetune_*.yaml recipes."""
+"""examples/finetune_*.py and the training_recipes/configs/finetune/*.yaml recipes."""
 from __future__ import annotations
 
 import os
@@ -14,7 +14,7 @@ from integrations.finetune.recipes import ModelSettings, load_recipe, run_exampl
 from tests.diffusers_support import one_thread  # noqa: F401  (autouse fixture)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted((REPO_ROOT / "training_recipes" / "configs").glob("finetune_*.yaml"))
+RECIPES = sorted((REPO_ROOT / "training_recipes" / "configs" / "finetune").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda path: path.stem)

@@ -94,7 +94,7 @@ def run_example(trainer_class: type, argv: Sequence[str] | None, description: st
     from integrations.diffusers import TINY_FAMILIES
 
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, help="a recipe YAML (training_recipes/configs/finetune_*.yaml)")
+    parser.add_argument("--config", type=Path, help="a recipe YAML (training_recipes/configs/finetune/*.yaml)")
     parser.add_argument("overrides", nargs="*", help="recipe overrides, e.g. trainer.learning_rate=1e-4 model.dtype=float16")
     parser.add_argument("--tiny", action="store_true", help="tiny random pipeline and reward, offline, in seconds")
     parser.add_argument("--tiny-family", default="text-to-video-sd", choices=TINY_FAMILIES)

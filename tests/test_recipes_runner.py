@@ -352,7 +352,7 @@ def test_pcqa_members_combine_into_an_ensemble_with_training_statistics(tmp_path
 @pytest.mark.slow
 def test_pcqa_tiny_recipe_learns_synthetic_quality(tmp_path):
     result = train("pcqa_tiny", ["train.progress=false", f"output_dir={tmp_path / 'pcqa'}"])
-    assert result.metrics["srocc"] >= 0.7, result.metrics
+    assert result.metrics["srocc"] >= 0.9, result.metrics
     model = reward.VideoReward.from_pretrained(result.best_dir)
     assert type(model).__name__ == "PCQAReward" and (result.best_dir / "mos_stats.json").is_file()
     evaluated = evaluate_checkpoint(result.output_dir)

@@ -1,6 +1,6 @@
 """Synthetic AIGC-style video quality data, for tests and smoke runs only (not a benchmark).
 
-Each clip shows a coloured shape moving over a textured background, degraded by controlled
+Each clip shows a coloured shape moving over a grey textured background, degraded by controlled
 blur, noise, flicker and colour fading; its prompt names a colour and a shape that match or
 contradict the content. The MOS is a known function of these factors (``synthetic_mos``), so a
 scorer that learns to see them reaches a high rank correlation quickly.
@@ -28,6 +28,10 @@ COLOURS = {
 SHAPES = ("circle", "square")
 #: Weight of each degradation in the quality term (they sum to 1).
 DEGRADATION_WEIGHTS = {"blur": 0.35, "noise": 0.3, "flicker": 0.2, "fade": 0.15}
+#: The background is the same grey in every clip, so flicker and fading are not confused with content.
+BACKGROUND_GREY = 0.5
+#: Noise standard deviation at full strength (strong enough for a tiny scorer to see at 32 pixels).
+MAX_NOISE_STD = 0.25
 #: Weight of a correct colour / shape word in the alignment term (they sum to 1).
 ALIGNMENT_WEIGHTS = {"colour": 0.75, "shape": 0.25}
 #: Probability that the prompt names the shown colour / shape.
@@ -85,9 +89,8 @@ def render_clip(factors: SyntheticFactors, *, frames: int = 8, size: int = 32, s
 
     axis = (torch.arange(size, dtype=torch.float32) + 0.5) / size
     y, x = torch.meshgrid(axis, axis, indexing="ij")
-    tint = 0.35 + 0.3 * rand(1) + 0.06 * (rand(3) - 0.5)
     texture = 0.08 * torch.sign(torch.sin(x * size * math.pi / 2) * torch.sin(y * size * math.pi / 2))
-    background = (tint.view(3, 1, 1) + 0.15 * (y - 0.5) + texture).expand(frames, 3, size, size)
+    background = (BACKGROUND_GREY + 0.15 * (y - 0.5) + texture).expand(frames, 3, size, size)
 
     start, velocity = 0.3 + 0.4 * rand(2), (rand(2) - 0.5) * 0.4
     time = torch.linspace(0, 1, frames).view(frames, 1, 1)
@@ -106,7 +109,7 @@ def render_clip(factors: SyntheticFactors, *, frames: int = 8, size: int = 32, s
     video = luma + (1 - 0.85 * factors.fade) * (video - luma)
     signs = torch.where(rand(frames) < 0.5, -1.0, 1.0).view(frames, 1, 1, 1)
     video = video + 0.2 * factors.flicker * signs
-    video = video + 0.15 * factors.noise * torch.randn(video.shape, generator=generator)
+    video = video + MAX_NOISE_STD * factors.noise * torch.randn(video.shape, generator=generator)
     return video.clamp(0, 1)
 
 

@@ -1,10 +1,11 @@
 """Scoring throughput (videos/s) of ``reward.scoring.score_videos`` versus decoding workers and batch size.
 
-    python benchmarks/bench_scoring.py --reward dover-tiny --random-weights --write benchmarks/RESULTS.md
+    python benchmarks/bench_scoring.py --rewards colorfulness dover-tiny --write
 
-Writes synthetic mp4s once into a temporary folder, then scores them with every combination of
-``--workers`` and ``--batch-sizes`` (worker start-up included, as a user would see it) and
-prints a markdown table; ``--write`` puts it under the "Scoring throughput" heading of a file.
+Writes synthetic mp4s once into a temporary folder, then scores them with every reward and every
+combination of ``--workers`` and ``--batch-sizes`` (worker start-up included, as a user would see
+it) and prints a markdown table; ``--write`` puts it under the "Scoring throughput" heading of
+benchmarks/RESULTS.md. Rewards without published weights at hand (``*-tiny``) are built with random weights.
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ import torch
 
 import reward
 from reward.scoring import discover_videos, score_videos
-from reward.video.io import write_video
-from results_file import write_section
+from reward.video.io import read_video, write_video
+from results_md import write_section
 
 HEADING = "## Scoring throughput"
 
@@ -42,47 +43,48 @@ def measure(model: reward.VideoReward, folder: Path, workers: int, batch_size: i
     return len(items) / (time.perf_counter() - start)
 
 
-def table(args: argparse.Namespace, rows: list[tuple[int, int, float]]) -> str:
+def table(args: argparse.Namespace, rows: list[tuple[str, int, int, float]]) -> str:
     lines = [
-        HEADING,
-        "",
-        f"`python benchmarks/bench_scoring.py --reward {args.reward}{' --random-weights' if args.random_weights else ''} "
+        f"`python benchmarks/bench_scoring.py --rewards {' '.join(args.rewards)} "
         f"--videos {args.videos} --frames {args.frames} --size {args.size}`: {args.videos} mp4s of "
         f"{args.frames} frames at {args.size}x{args.size}, decoded and scored on {platform.machine()} "
-        f"with {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), shared with other jobs, so "
-        "numbers vary run to run. Worker start-up is included.",
+        f"with {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), shared with other jobs "
+        f"(load average {args.load:.1f} at the start), so numbers vary run to run. Worker start-up is "
+        "included; each reward is warmed up on one video first.",
         "",
-        "| --num-workers | --batch-size | videos/s |",
-        "|---:|---:|---:|",
+        "| reward | --num-workers | --batch-size | videos/s |",
+        "|---|---:|---:|---:|",
     ]
-    lines += [f"| {workers} | {batch} | {rate:.2f} |" for workers, batch, rate in rows]
+    lines += [f"| {name} | {workers} | {batch} | {rate:.2f} |" for name, workers, batch, rate in rows]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reward", default="dover-tiny")
-    parser.add_argument("--random-weights", action="store_true")
+    parser.add_argument("--rewards", nargs="+", default=["colorfulness", "dover-tiny"])
     parser.add_argument("--videos", type=int, default=24)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--write", type=Path, help="markdown file whose 'Scoring throughput' section is replaced")
+    parser.add_argument("--write", action="store_true", help="replace the 'Scoring throughput' section of benchmarks/RESULTS.md")
     args = parser.parse_args()
+    args.load = os.getloadavg()[0]
 
-    model = reward.load(args.reward, pretrained=not args.random_weights)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         make_videos(Path(folder), args.videos, args.frames, args.size)
-        for workers in args.workers:
-            for batch_size in args.batch_sizes:
-                rows.append((workers, batch_size, measure(model, Path(folder), workers, batch_size)))
-                print(f"workers={workers} batch={batch_size}: {rows[-1][2]:.2f} videos/s", flush=True)
-    section = table(args, rows)
-    print(section)
+        for name in args.rewards:
+            model = reward.load(name, pretrained=not name.endswith("-tiny"))
+            model.score(read_video(next(Path(folder).iterdir()))[None])  # warm-up: first-call costs are not throughput
+            for workers in args.workers:
+                for batch_size in args.batch_sizes:
+                    rows.append((name, workers, batch_size, measure(model, Path(folder), workers, batch_size)))
+                    print(f"{name} workers={workers} batch={batch_size}: {rows[-1][3]:.2f} videos/s", flush=True)
+    body = table(args, rows)
+    print(body)
     if args.write:
-        write_section(args.write, HEADING, section)
+        write_section(HEADING, body)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ class atomic_path:
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         os.close(fd)
         self.tmp = Path(tmp)
+        self.tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600; finished files get the usual permissions
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -49,6 +50,12 @@ class atomic_path:
             os.replace(self.tmp, self.path)
         else:
             self.tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .errors import CheckpointError, RewardInputError, ScoringInputError, WeightsNotFoundError
 from .precision import DTYPES
@@ -18,7 +19,13 @@ DEFAULT_REWARD = "aigc-vqa"
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reward", default=DEFAULT_REWARD, help=f"reward name from `aigc-reward list` (default {DEFAULT_REWARD})")
-    parser.add_argument("--weights", help="weights: a native folder, a converter's file (e.g. DOVER.pth), a hub id or a URL")
+    parser.add_argument(
+        "--weights",
+        action="append",
+        metavar="SOURCE",
+        help="weights: a native folder, a converter's file (e.g. DOVER.pth), a hub id or a URL; "
+        "repeat as KEY=SOURCE for rewards built from several files (e.g. dover=DOVER.pth imagereward=ImageReward.pt)",
+    )
     parser.add_argument("--random-weights", action="store_true", help="build the reward with random weights (tests, demos)")
     parser.add_argument("--device", help="torch device (default: the process's accelerate device: cuda if available, else cpu)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), help="backbone autocast dtype, e.g. bf16 (heads stay fp32)")
@@ -29,8 +36,23 @@ def _check_reward_name(name: str) -> None:
         raise ScoringInputError(f"unknown reward {name!r}; choose one of {list_rewards()} (see `aigc-reward list`).")
 
 
+def weights_argument(values: Sequence[str] | None) -> str | dict[str, str] | None:
+    """``--weights`` as ``reward.load`` takes it: one source, or a dict from repeated ``KEY=SOURCE``."""
+    if not values:
+        return None
+    keyed = [v for v in values if "=" in v and not Path(v).expanduser().exists()]
+    if not keyed:
+        if len(values) > 1:
+            raise ScoringInputError(f"--weights given {len(values)} times without KEY=SOURCE; give one source or name each part.")
+        return values[0]
+    if len(keyed) != len(values):
+        raise ScoringInputError("--weights: name every part as KEY=SOURCE when one is named.")
+    return dict(value.split("=", 1) for value in values)
+
+
 def _load_model(args: argparse.Namespace, device: object):
-    return load(args.reward, args.weights, pretrained=not args.random_weights, device=device, dtype=args.dtype)
+    weights = weights_argument(args.weights)
+    return load(args.reward, weights, pretrained=not args.random_weights, device=device, dtype=args.dtype)
 
 
 def _score_parser(commands: argparse._SubParsersAction) -> None:

@@ -20,3 +20,7 @@ class VideoReadError(RewardInputError, OSError):
 
 class ScoringInputError(ValueError):
     """A list of videos to score (paths, globs, a prompts file or a manifest) cannot be used as given."""
+
+
+class DatasetError(ValueError):
+    """A training or evaluation dataset is malformed, or some of its files are missing or unreadable."""

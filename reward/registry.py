@@ -14,6 +14,7 @@ from .base import CONFIG_NAME, VideoReward, place
 #: Modules that register the built-in presets when imported.
 BUILTIN_PRESET_MODULES: tuple[str, ...] = (
     "reward.simple",
+    "reward.mixture",
     "reward.aigcvqa.align_presets",
     "reward.aigcvqa.presets",
     "reward.aigcvqa.aigcvqa_presets",

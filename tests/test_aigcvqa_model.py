@@ -96,8 +96,9 @@ def test_return_maps_gives_what_explain_draws(model, tmp_path):
     video = _videos(batch=1, frames=6)[0]
     out = model.score(video[None], PROMPTS[:1], return_maps=True)
     extras = out.extras
-    assert extras["technical_map"].shape == (1, 1, 2, 7, 7) and extras["aesthetic_map"].shape == (1, 1, 2, 7, 7)
-    assert extras["fragment_boxes"].shape == (1, 7, 7, 1, 4)
+    # tiny views: 4x4 fragments of 8 px share one cell of the 32-px output stride, aesthetic 32x32 -> 1x1
+    assert extras["technical_map"].shape == (1, 1, 2, 4, 4) and extras["aesthetic_map"].shape == (1, 1, 2, 1, 1)
+    assert extras["fragment_boxes"].shape == (1, 4, 4, 1, 4)
     torch.testing.assert_close(extras["technical_map"].mean(dim=(1, 2, 3, 4)), out.components["technical"])
     assert extras["alignment_frame_indices"].tolist() == [0, 2, 3, 5]  # 4 of 6 frames, evenly spread
     result = explain_video(model, video, PROMPTS[0], tmp_path, reward_name="aigc-vqa-tiny")
@@ -111,7 +112,7 @@ def test_config_sizes_and_overrides():
     assert (config.quality.aesthetic_clip_len, config.alignment.num_frames, config.alignment.adapter_channels) == (16, 16, 384)
     assert config.quality.technical.embed_dim == 96 and config.alignment.blip.vision_width == 1024
     changed = aigc_vqa_config("tiny", quality={"technical": {"drop_path_rate": 0.0}}, alignment={"num_frames": 2})
-    assert changed.quality.technical.drop_path_rate == 0.0 and changed.quality.technical.embed_dim == 16
+    assert changed.quality.technical.drop_path_rate == 0.0 and changed.quality.technical.embed_dim == 8
     assert changed.alignment.num_frames == 2 and changed.alignment.blip == aigc_vqa_config("tiny").alignment.blip
     with pytest.raises(ValueError, match="unknown AIGC-VQA sizes 'huge'"):
         aigc_vqa_config("huge")

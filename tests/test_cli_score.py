@@ -7,7 +7,8 @@ import pytest
 from scoring_videos import write_corrupt, write_mp4
 
 import reward
-from reward.cli import main
+from reward.cli import main, weights_argument
+from reward.errors import ScoringInputError
 from reward.scoring import read_records
 from reward.video.io import read_video
 
@@ -89,3 +90,16 @@ def test_cli_gives_each_video_its_prompt_from_a_prompts_file(tmp_path, capsys):
     for record, video, prompt in zip(result["results"], videos, prompts):
         assert record["prompt"] == prompt
         assert record["score"] == pytest.approx(model.score(read_video(video)[None], [prompt]).score.item(), abs=1e-6)
+
+
+def test_weights_argument_is_one_source_or_named_parts(tmp_path):
+    odd = tmp_path / "a=b.pth"
+    odd.write_bytes(b"")
+    assert weights_argument(None) is None
+    assert weights_argument(["DOVER.pth"]) == "DOVER.pth"
+    assert weights_argument([str(odd)]) == str(odd)
+    assert weights_argument(["dover=D.pth", "imagereward=owner/repo"]) == {"dover": "D.pth", "imagereward": "owner/repo"}
+    with pytest.raises(ScoringInputError, match="name every part"):
+        weights_argument(["dover=D.pth", "I.pt"])
+    with pytest.raises(ScoringInputError, match="without KEY=SOURCE"):
+        weights_argument(["D.pth", "I.pt"])

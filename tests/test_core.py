@@ -156,3 +156,15 @@ def test_colorfulness_prefers_saturated_video():
     colourful = torch.rand(1, 2, 3, 16, 16)
     model = reward.load("colorfulness")
     assert model(colourful).score > model(grey).score + 10
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    current = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "table.csv") as tmp:
+            tmp.write_text("a,b\n")
+    finally:
+        os.umask(current)
+    assert (tmp_path / "table.csv").stat().st_mode & 0o777 == 0o644

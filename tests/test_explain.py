@@ -7,14 +7,14 @@ import torch
 from PIL import Image
 
 from reward.base import VideoReward
-from reward.errors import RewardInputError
 from reward.explain import explain_video
 from reward.explain.draw import UNSEEN_DIM, heat_colours
 from reward.explain.maps import nearest_positions, values_per_position
-from reward.explain.render import panel_frames
+from reward.explain.render import panel_frames, shown_frames
 from reward.output import RewardOutput
 from reward.simple import SimpleConfig, StatisticReward
 from reward.video.io import read_video
+from reward.video.sampling import uniform_frame_indices
 from reward.video.views import aesthetic_view, technical_view
 
 
@@ -58,6 +58,12 @@ def _video_with_noisy_corner(frames=10, size=448):
     generator = torch.Generator().manual_seed(0)
     video[:, :, :192, :192] = torch.rand(frames, 3, 192, 192, generator=generator)
     return video
+
+
+def test_long_videos_are_shown_at_64_evenly_spread_frames():
+    assert shown_frames(20).tolist() == list(range(20))
+    frames = shown_frames(200)
+    assert len(frames) == 64 and frames[0] >= 0 and frames[-1] <= 199 and bool((frames.diff() >= 3).all())
 
 
 def test_sampled_positions_map_to_clip_time_cells_and_nearest_frames():
@@ -131,6 +137,11 @@ def test_explain_draws_per_frame_scores_of_a_reward_without_maps(tmp_path):
     assert tuple(read_video(result.mp4).shape) == (6, 3, 64 + 128 + 56 + 18, 256)
 
 
-def test_explain_refuses_a_reward_without_maps():
-    with pytest.raises(RewardInputError, match="returns no score maps"):
-        explain_video(StatisticReward(SimpleConfig()), torch.rand(2, 3, 32, 32), None, "unused")
+def test_a_reward_without_maps_is_explained_frame_by_frame(tmp_path):
+    video = torch.linspace(0, 1, 20).view(20, 1, 1, 1).expand(20, 3, 32, 64).contiguous()
+    result = explain_video(StatisticReward(SimpleConfig("brightness")), video, None, tmp_path)
+    assert list(result.maps.curves) == ["brightness (frame alone)"]
+    scored = uniform_frame_indices(20, 16)  # at most 16 frames are scored; the others show the nearest
+    expected = torch.linspace(0, 1, 20)[scored][nearest_positions(scored, torch.arange(20))]
+    assert result.maps.curves["brightness (frame alone)"].tolist() == pytest.approx(expected.tolist(), abs=1e-6)
+    assert Image.open(result.png).size == (4 * 256, 64 + 128 + 56 + 18)

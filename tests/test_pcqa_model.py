@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 import reward
 from reward.errors import RewardInputError, WeightsNotFoundError
@@ -103,13 +104,13 @@ def test_save_load_round_trip_is_exact(tmp_path):
 
 
 def test_learns_a_synthetic_prompt_conditioned_target():
-    torch.manual_seed(0)
+    """Brightness is good for one prompt and bad for the other: only a prompt-aware model can fit it."""
     model = _tiny(resolution=32).train()
-    videos = torch.rand(8, 1, 3, 32, 32)
-    prompts = ["bright"] * 4 + ["dark"] * 4
-    target = torch.where(torch.tensor([p == "bright" for p in prompts]), 1.0, -1.0) * (videos.mean(dim=(1, 2, 3, 4)) - 0.5) * 20
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=3e-3)
+    level = torch.linspace(0.2, 0.8, 8)
+    videos = (level.view(8, 1, 1, 1, 1) + 0.1 * torch.rand(8, 1, 3, 32, 32)).clamp(0, 1)
+    prompts = ["a bright scene", "a dark scene"] * 4
+    target = torch.tensor([1.0, -1.0] * 4) * (level - 0.5) * 4
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     losses = []
     for _ in range(40):
         loss = torch.nn.functional.mse_loss(model(videos, prompts).score, target)
@@ -132,6 +133,22 @@ def test_presets_are_listed_and_explain_where_weights_come_from():
         reward.load("pcqa-convnext-s", pretrained="imagenet")
     assert eva02_b_config(resolution=448).backbone_kwargs == {"img_size": 448}
     assert reward.load("pcqa-tiny", pretrained=False, mixer="concat").config.mixer == "concat"
+
+
+def test_training_start_loads_local_text_towers_and_backbone(tmp_path):
+    source = _tiny()
+    text_files = []
+    for index, tower in enumerate(source.prompt_encoder.towers):
+        state = {f"text.{k}": v for k, v in tower.state_dict().items()} | {"visual.proj": torch.zeros(2, 2)}
+        save_file(state, str(tmp_path / f"tower{index}.safetensors"))
+        text_files.append(str(tmp_path / f"tower{index}.safetensors"))
+    backbone_file = tmp_path / "backbone.safetensors"
+    save_file(source.scorer.vision.model.state_dict(), str(backbone_file))
+    started = PCQAReward.from_backbones(tiny_config(), text_weights=text_files, backbone_weights=backbone_file)
+    for name, value in source.state_dict().items():
+        if name.startswith(("prompt_encoder.", "scorer.vision.")):
+            assert torch.equal(started.state_dict()[name], value), name
+    assert not torch.equal(started.scorer.head[0].weight, source.scorer.head[0].weight)
 
 
 @pytest.mark.skipif(not offline(), reason="checks the offline error path; run with HF_HUB_OFFLINE=1")

@@ -2,12 +2,13 @@
 from .adapters import PromptEmbeddings, UnsupportedPipelineError, VideoPipelineAdapter, adapter_for, supported_pipelines
 from .frames import FrameSelection
 from .outputs import to_videos
-from .tiny import TINY_FAMILIES, build_tiny_pipeline, tiny_generation_kwargs
+from .tiny import TINY_FAMILIES, TINY_REWARD, build_tiny_pipeline, tiny_generation_kwargs
 
 __all__ = [
     "FrameSelection",
     "PromptEmbeddings",
     "TINY_FAMILIES",
+    "TINY_REWARD",
     "UnsupportedPipelineError",
     "VideoPipelineAdapter",
     "adapter_for",

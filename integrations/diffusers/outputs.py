@@ -10,8 +10,8 @@ import torch
 def _frame_to_tensor(frame: Any) -> torch.Tensor:
     """One frame (PIL image, HWC/CHW array or tensor) as float [3, H, W] in [0, 1]."""
     if hasattr(frame, "convert") and hasattr(frame, "size"):  # PIL.Image
-        frame = np.asarray(frame.convert("RGB"))
-    tensor = torch.as_tensor(np.asarray(frame) if not isinstance(frame, torch.Tensor) else frame)
+        frame = np.array(frame.convert("RGB"))
+    tensor = frame if isinstance(frame, torch.Tensor) else torch.as_tensor(np.array(frame))
     if tensor.ndim != 3:
         raise ValueError(f"a frame must be 3-D (H, W, 3) or (3, H, W), got shape {tuple(tensor.shape)}")
     if tensor.shape[0] != 3 and tensor.shape[-1] == 3:

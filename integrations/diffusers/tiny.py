@@ -259,7 +259,7 @@ _GENERATION_KWARGS: dict[str, dict[str, Any]] = {
     "wan": {"num_frames": 9, "height": 16, "width": 16, "max_sequence_length": 16},
     "cogvideox": {"num_frames": 9, "height": 16, "width": 16, "max_sequence_length": 16},
     "ltx": {"num_frames": 9, "height": 32, "width": 32, "max_sequence_length": 16},
-    "mochi": {"num_frames": 7, "height": 16, "width": 16, "max_sequence_length": 16},
+    "mochi": {"num_frames": 13, "height": 16, "width": 16, "max_sequence_length": 16},
     "hunyuan-video": {
         "num_frames": 9, "height": 16, "width": 16, "max_sequence_length": 16,
         "prompt_template": {"template": "{}", "crop_start": 0},
@@ -267,6 +267,9 @@ _GENERATION_KWARGS: dict[str, dict[str, Any]] = {
 }
 
 TINY_FAMILIES: tuple[str, ...] = tuple(_BUILDERS)
+
+#: The reward the offline ``--tiny`` modes score with: AIGC-VQA at tiny sizes, random weights.
+TINY_REWARD = "aigc-vqa-tiny"
 
 
 def build_tiny_pipeline(family: str, seed: int = 0, device: torch.device | str = "cpu"):

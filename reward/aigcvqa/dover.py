@@ -54,8 +54,9 @@ def _as_dataclass(value: Any, cls: type) -> Any:
 @dataclass
 class DoverConfig:
     """Branch sizes, head sizes and views. The defaults are the public DOVER model and its evaluation:
-    technical 3 clips x 32 frames (interval 2) of 7x7 fragments aligned over 32 frames; aesthetic
-    32 frames (one per segment) resized to 224x224.
+    technical 3 clips x 32 frames (interval 2) of 7x7 fragments of 32 pixels aligned over 32 frames;
+    aesthetic 32 frames (one per segment) resized to 224x224. Smaller views (``technical_fragments``,
+    ``technical_fragment_size``, ``aesthetic_size``) make small models cheap to train.
     """
 
     technical: Swin3DConfig = field(default_factory=Swin3DConfig)
@@ -69,6 +70,9 @@ class DoverConfig:
     aesthetic_clip_len: int = 32
     aesthetic_t_frag: int = 32
     aesthetic_frame_interval: int = 2
+    technical_fragments: int = 7
+    technical_fragment_size: int = 32
+    aesthetic_size: int = 224
 
     def __post_init__(self) -> None:
         self.technical = _as_dataclass(self.technical, Swin3DConfig)
@@ -103,11 +107,12 @@ class QualityScores(NamedTuple):
     aesthetic_raw: torch.Tensor
 
     def extras(self) -> dict[str, Any]:
-        """``technical_map`` [B, clips, T', 7, 7], ``aesthetic_map`` [B, 1, T', 7, 7], the raw scores, the
+        """``technical_map`` [B, clips, T', n, n] (a cell per fragment), ``aesthetic_map`` [B, 1, T', h, w], the raw scores, the
         frame indices of both views and ``fragment_boxes`` (the keys ``reward.explain`` reads)."""
         batch = self.technical_raw.shape[0]
+        technical_map = per_fragment(self.technical_map, self.technical.grid_h.numel())
         return dict(
-            technical_map=self.technical_map.reshape(batch, -1, *self.technical_map.shape[2:]).squeeze(2),
+            technical_map=technical_map.reshape(batch, -1, *technical_map.shape[2:]).squeeze(2),
             aesthetic_map=self.aesthetic_map.reshape(batch, -1, *self.aesthetic_map.shape[2:]).squeeze(2),
             technical_raw=self.technical_raw,
             aesthetic_raw=self.aesthetic_raw,
@@ -115,6 +120,15 @@ class QualityScores(NamedTuple):
             aesthetic_frame_indices=self.aesthetic.frame_indices,
             fragment_boxes=self.technical.fragment_boxes(),
         )
+
+
+def per_fragment(score_map: torch.Tensor, fragments: int) -> torch.Tensor:
+    """A ``[..., h, w]`` technical map as one cell per fragment ``[..., n, n]``: fragment ``i`` takes cell
+    ``i * h // n`` (the identity for DOVER's views, where the map is the 7x7 fragment grid; smaller
+    fragments share a cell of the backbone's 32-pixel output stride)."""
+    rows = torch.arange(fragments, device=score_map.device) * score_map.shape[-2] // fragments
+    cols = torch.arange(fragments, device=score_map.device) * score_map.shape[-1] // fragments
+    return score_map.index_select(-2, rows).index_select(-1, cols)
 
 
 class QualityBranches:
@@ -163,6 +177,8 @@ class QualityBranches:
             generator=generator,
             frame_indices=technical_frame_indices,
             frame_rng=frame_rng,
+            fragments=config.technical_fragments,
+            fragment_size=config.technical_fragment_size,
         )
         aesthetic = aesthetic_view(
             videos,
@@ -171,6 +187,7 @@ class QualityBranches:
             frame_interval=config.aesthetic_frame_interval,
             frame_indices=aesthetic_frame_indices,
             frame_rng=frame_rng,
+            size=config.aesthetic_size,
         )
         batch = videos.shape[0]
         technical_map, aesthetic_map = self.score_maps(technical.pixels, aesthetic.pixels)

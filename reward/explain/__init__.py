@@ -15,7 +15,7 @@ import torch
 from ..base import VideoReward
 from ..checkpoints import atomic_path
 from ..errors import RewardInputError
-from .maps import FrameMaps, frame_maps
+from .maps import FrameMaps, components_without_curves, frame_maps, frames_alone
 from .render import Caption, contact_sheet, movie_frames, panel_frames, panel_size, shown_frames
 
 __all__ = ["Explanation", "explain_video", "FrameMaps"]
@@ -41,26 +41,26 @@ def explain_video(
     reward_name: str | None = None,
     fps: float = 8,
 ) -> Explanation:
-    """Score ``video`` [T, 3, H, W] with its score maps and write ``<name>.png`` and ``<name>.mp4`` into ``out_dir``.
+    """Score ``video`` [T, 3, H, W] and write ``<name>.png`` and ``<name>.mp4`` into ``out_dir``.
 
-    Needs a reward whose forward takes ``return_maps=True`` (``dover``, ``aigc-vqa`` and their tiny
-    variants; PCQA where it reports per-frame contributions); see ``reward.explain.maps``.
+    Rewards whose forward takes ``return_maps=True`` (``dover``, ``aigc-vqa`` and their tiny
+    variants) get their maps drawn (see ``reward.explain.maps``); components without a map (AIGC-VQA's
+    alignment; every component of PCQA, ImageReward, ...) get per-frame curves from scoring frames
+    alone as images (T = 1).
     """
     from ..video.io import write_video
 
-    if "return_maps" not in inspect.signature(model._forward).parameters:
-        raise RewardInputError(
-            f"{type(model).__name__} returns no score maps, so there is nothing to overlay; "
-            "explain works with rewards that take return_maps=True (dover, aigc-vqa, their tiny variants)."
-        )
     if not isinstance(video, torch.Tensor) or video.ndim != 4:
         raise RewardInputError("explain takes one video [T, 3, H, W] in [0, 1]; read files with reward.video.io.read_video.")
-    output = model.score(video[None], [prompt] if prompt else None, return_maps=True)
+    prompts = [prompt] if prompt else None
+    has_maps = "return_maps" in inspect.signature(model._forward).parameters
+    output = model.score(video[None], prompts, **({"return_maps": True} if has_maps else {}))
     scores = {key: float(value[0]) for key, value in {"score": output.score, **output.components}.items()}
     height, width = video.shape[-2:]
     maps = frame_maps(output.extras, shown_frames(video.shape[0]), (height, width), panel_size(height, width))
-    if not maps.curves:
-        raise RewardInputError(f"{type(model).__name__} returned no score maps or per-frame scores to draw.")
+    uncovered = components_without_curves(maps, list(output.components))
+    if uncovered or not maps.curves:
+        maps.curves.update(frames_alone(model, video, maps.frames, prompt, uncovered or None))
     caption = Caption(reward_name or model.architecture, prompt, scores)
     pictures = panel_frames(video, maps.frames)
     out_dir = Path(out_dir)

@@ -5,7 +5,10 @@ The contract a reward meets to be explained, all for ``return_maps=True``:
 * technical: ``technical_map`` [B, clips, T', 7, 7] (or [B, clips, 7, 7]), ``technical_frame_indices``
   [clips*clip_len] and ``fragment_boxes`` [B, 7, 7, chunks, 4] (top, left, bottom, right in input pixels);
 * aesthetic: ``aesthetic_map`` [B, ..., T'', h, w] over the whole (resized) frame and ``aesthetic_frame_indices``;
-* per-frame contributions (e.g. PCQA): ``frame_scores`` [B, P] for the frames ``frame_score_indices`` [P].
+* per-frame contributions: ``frame_scores`` [B, P] for the frames ``frame_score_indices`` [P].
+
+Components without a map of their own name (all of them for a reward without maps, ``alignment``
+for AIGC-VQA) get a ``frames_alone`` curve: frames scored one by one as images.
 
 Sampled position ``p`` of a clip sequence of ``P`` frames belongs to clip ``p // clip_len``, to
 time cell ``(p % clip_len) * T' // clip_len`` of its map, and to fragment chunk ``p * chunks // P``.
@@ -13,15 +16,22 @@ Every shown frame takes the values of the nearest sampled frame.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from ..video.sampling import uniform_frame_indices
+
+#: How many shown frames ``frames_alone`` scores (evenly spread), and how many per forward pass.
+FRAMES_ALONE_MAX = 16
+FRAMES_ALONE_BATCH = 8
 TECHNICAL_KEYS = ("technical_map", "technical_frame_indices", "fragment_boxes")
 AESTHETIC_KEYS = ("aesthetic_map", "aesthetic_frame_indices")
 FRAME_SCORE_KEYS = ("frame_scores", "frame_score_indices")
+FRAME_SCORES_CURVE = "frame contribution"
 
 
 @dataclass
@@ -106,9 +116,35 @@ def frame_maps(extras: dict[str, Any], frames: torch.Tensor, frame_size: tuple[i
     if _has(extras, FRAME_SCORE_KEYS):
         sampled = extras["frame_score_indices"].cpu()
         scores = extras["frame_scores"][0].float().cpu()
-        maps.curves["frame contribution"] = scores[nearest_positions(sampled, frames)]
+        maps.curves[FRAME_SCORES_CURVE] = scores[nearest_positions(sampled, frames)]
     for name, heat in (("technical map", maps.technical), ("aesthetic map", maps.aesthetic)):
         if heat is not None:
             finite = heat[torch.isfinite(heat)]
             maps.ranges[name] = (float(finite.min()), float(finite.max()))
     return maps
+
+
+def components_without_curves(maps: FrameMaps, components: Sequence[str]) -> list[str]:
+    """Components no map curve stands for: a map covers the component of its name; reported per-frame
+    scores cover them all."""
+    if FRAME_SCORES_CURVE in maps.curves:
+        return []
+    mapped = {name for name, heat in (("technical", maps.technical), ("aesthetic", maps.aesthetic)) if heat is not None}
+    return [name for name in components if name not in mapped]
+
+
+def frames_alone(
+    model: Any, video: torch.Tensor, frames: torch.Tensor, prompt: str | None, names: Sequence[str] | None = None
+) -> dict[str, torch.Tensor]:
+    """Components ``names`` (default: all, or the score when there are none) of at most 16 evenly spread
+    shown frames, each scored alone as an image (T = 1); the other shown frames take the nearest one's."""
+    scored = frames[uniform_frame_indices(len(frames), min(len(frames), FRAMES_ALONE_MAX))]
+    parts = []
+    for chunk in scored.split(FRAMES_ALONE_BATCH):
+        output = model.score(video[chunk][:, None], [prompt] * len(chunk) if prompt else None)
+        parts.append(output.components or {"score": output.score})
+    nearest = nearest_positions(scored, frames)
+    return {
+        f"{name} (frame alone)": torch.cat([part[name] for part in parts]).float().cpu()[nearest]
+        for name in (names if names is not None else parts[0])
+    }

@@ -110,39 +110,35 @@ _SOURCES = (
     "none public (train with training_recipes); pretrained='backbones': open_clip ViT-H-14-quickgelu/dfn5b + "
     "EVA02-L-14/merged2b_s4b_b131k text towers and timm ImageNet {backbone} from the hub"
 )
+_PCQA = ("pcqa", "prompt-conditioned")
 
-register_reward(
-    "pcqa-convnext-s",
-    description="PCQA with a ConvNeXt-S frame backbone and dot mixer (prompt-conditioned quality, z-scored MOS)",
-    components=("quality",),
-    weight_sources=_SOURCES.format(backbone=CONVNEXT_S),
-    tags=("pcqa", "prompt-conditioned"),
-)(_preset("pcqa-convnext-s", convnext_s_config, PCQAReward))
-register_reward(
-    "pcqa-efficientvit-l",
-    description="PCQA with an EfficientViT-L2 frame backbone and concat mixer",
-    components=("quality",),
-    weight_sources=_SOURCES.format(backbone=EFFICIENTVIT_L),
-    tags=("pcqa", "prompt-conditioned"),
-)(_preset("pcqa-efficientvit-l", efficientvit_l_config, PCQAReward))
-register_reward(
-    "pcqa-eva02-b",
-    description="PCQA with an EVA02-B frame backbone (224 input) and dot mixer",
-    components=("quality",),
-    weight_sources=_SOURCES.format(backbone=EVA02_B),
-    tags=("pcqa", "prompt-conditioned"),
-)(_preset("pcqa-eva02-b", eva02_b_config, PCQAReward))
-register_reward(
-    "pcqa-ensemble",
-    description="z-normalised average of the three PCQA models (ConvNeXt-S, EfficientViT-L2, EVA02-B); optional flip TTA",
-    components=("member_0", "member_1", "member_2"),
-    weight_sources=_SOURCES.format(backbone=f"{CONVNEXT_S}, {EFFICIENTVIT_L}, {EVA02_B}"),
-    tags=("pcqa", "prompt-conditioned", "ensemble"),
-)(_preset("pcqa-ensemble", ensemble_config, PCQAEnsemble))
-register_reward(
-    "pcqa-tiny",
-    description="tiny random PCQA (tiny text towers, timm test_convnext) for tests; seconds on CPU",
-    components=("quality",),
-    weight_sources="none: random (pretrained=False)",
-    tags=("pcqa", "tiny"),
-)(_preset("pcqa-tiny", tiny_config, PCQAReward, tiny=True))
+#: name -> (config factory, model class, description, components, weight sources, tags)
+PRESETS: dict[str, tuple] = {
+    "pcqa-convnext-s": (
+        convnext_s_config, PCQAReward, "PCQA with a ConvNeXt-S frame backbone and dot mixer (prompt-conditioned quality)",
+        ("quality",), _SOURCES.format(backbone=CONVNEXT_S), _PCQA,
+    ),
+    "pcqa-efficientvit-l": (
+        efficientvit_l_config, PCQAReward, "PCQA with an EfficientViT-L2 frame backbone and concat mixer",
+        ("quality",), _SOURCES.format(backbone=EFFICIENTVIT_L), _PCQA,
+    ),
+    "pcqa-eva02-b": (
+        eva02_b_config, PCQAReward, "PCQA with an EVA02-B frame backbone (224 input) and dot mixer",
+        ("quality",), _SOURCES.format(backbone=EVA02_B), _PCQA,
+    ),
+    "pcqa-ensemble": (
+        ensemble_config, PCQAEnsemble,
+        "z-normalised average of PCQA ConvNeXt-S, EfficientViT-L2 and EVA02-B; optional flip TTA",
+        ("member_0", "member_1", "member_2"), _SOURCES.format(backbone=f"{CONVNEXT_S}, {EFFICIENTVIT_L}, {EVA02_B}"),
+        (*_PCQA, "ensemble"),
+    ),
+    "pcqa-tiny": (
+        tiny_config, PCQAReward, "tiny random PCQA (tiny text towers, timm test_convnext) for tests; seconds on CPU",
+        ("quality",), "none: random (pretrained=False)", (*_PCQA, "tiny"),
+    ),
+}
+
+for _name, (_factory, _model_cls, _description, _components, _sources, _tags) in PRESETS.items():
+    register_reward(_name, description=_description, components=_components, weight_sources=_sources, tags=_tags)(
+        _preset(_name, _factory, _model_cls, tiny=_name == "pcqa-tiny")
+    )

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 
 import torch
@@ -101,7 +101,7 @@ def resolve_text_checkpoint(config: TextTowerConfig) -> Path:
             failures.append(str(error))
     raise WeightsNotFoundError(
         f"could not get {what} from hub repo {owner}/{repo}: {failures[-1]} Download the open_clip checkpoint "
-        "elsewhere and set TextTowerConfig.pretrained to its local path."
+        "elsewhere and pass text_weights=[one local file per text tower] (or set TextTowerConfig.pretrained to it)."
     )
 
 
@@ -137,6 +137,10 @@ def load_text_weights(tower: nn.Module, path: str | Path) -> None:
     load_state_dict_strict(tower, state, source=str(path))
 
 
+def _clear_prompt_cache(encoder: "HybridPromptEncoder", incompatible_keys: object) -> None:
+    encoder.cache.clear()
+
+
 class HybridPromptEncoder(nn.Module):
     """Frozen open_clip text towers whose L2-normalised pooled outputs are concatenated; cached per prompt.
 
@@ -151,7 +155,7 @@ class HybridPromptEncoder(nn.Module):
         self.towers.requires_grad_(False)
         self.towers.eval()
         self.cache = PromptEmbeddingCache(cache_size)
-        self.register_load_state_dict_post_hook(lambda module, incompatible: module.cache.clear())
+        self.register_load_state_dict_post_hook(_clear_prompt_cache)
 
     @property
     def embed_dim(self) -> int:

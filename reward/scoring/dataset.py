@@ -1,4 +1,8 @@
-"""Decoding videos in DataLoader worker processes; a bad file comes back as data, never as an exception."""
+"""Decoding videos in DataLoader worker processes; a bad file comes back as data, never as an exception.
+
+Workers hand over uint8 frames [T, H, W, 3] (a quarter of the float size through shared memory
+and in the prefetch queue); ``as_reward_input`` turns a batch into floats just before scoring.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
@@ -9,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .inputs import VideoItem
 
-#: ``reader(path) -> Tensor [T, 3, H, W]`` float in [0, 1].
+#: ``reader(path) -> Tensor [T, H, W, 3]`` uint8 frames.
 VideoReader = Callable[[str], torch.Tensor]
 
 
@@ -24,22 +28,27 @@ class Decoded:
 
 
 def default_reader(path: str) -> torch.Tensor:
-    """The library's reader (mp4, webm, gif, frame folders) as ``[T, 3, H, W]`` floats in [0, 1]."""
-    from ..video.io import read_video
+    """The library's reader (mp4, webm, gif, frame folders) as uint8 ``[T, H, W, 3]``."""
+    from ..video.io import read_video_uint8
 
-    return read_video(path)
+    return read_video_uint8(path)
 
 
 def describe_video_problem(video: object) -> str | None:
-    """Why a decoded value cannot be scored, or None when it is a usable ``[T, 3, H, W]`` float video."""
-    if not isinstance(video, torch.Tensor) or video.ndim != 4 or video.shape[1] != 3:
+    """Why a decoded value cannot be scored, or None when it is usable uint8 frames ``[T, H, W, 3]``."""
+    if not isinstance(video, torch.Tensor) or video.ndim != 4 or video.shape[-1] != 3:
         shape = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
-        return f"decoded to {shape}, not [T, 3, H, W]"
+        return f"decoded to {shape}, not frames [T, H, W, 3]"
     if video.shape[0] == 0:
         return "the file holds no frames"
-    if not video.is_floating_point():
-        return f"decoded to dtype {video.dtype}, not floats in [0, 1]"
+    if video.dtype != torch.uint8:
+        return f"decoded to dtype {video.dtype}, not uint8 frames"
     return None
+
+
+def as_reward_input(frames: list[torch.Tensor]) -> torch.Tensor:
+    """Same-shape uint8 frames [T, H, W, 3] -> the reward batch [B, T, 3, H, W] in [0, 1]."""
+    return torch.stack(frames).permute(0, 1, 4, 2, 3).float().div_(255)
 
 
 class VideoDataset(Dataset):

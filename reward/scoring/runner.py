@@ -5,13 +5,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from ..base import VideoReward
 from ..errors import RewardInputError, ScoringInputError
 from .batching import batches_by_shape
-from .dataset import Decoded, VideoReader, decode_in_workers
+from .dataset import Decoded, VideoReader, as_reward_input, decode_in_workers
 from .inputs import VideoItem, require_prompts
 from .results import (
     Record,
@@ -81,11 +80,43 @@ def score_videos(
     processes = processes or Processes.current(cpu=model.device.type == "cpu")
     outputs = _Outputs(Path(out) if out else None, Path(csv) if csv else None)
     columns = result_columns(model.component_names)
-    _check_items(model, items)
+    _check_request(model, items, outputs, processes, resume)
+    _prepare_outputs(outputs, items, columns, processes, resume)
+    done = {record["id"] for record in outputs.read()}
+    todo = [(index, item) for index, item in enumerate(items) if item.id not in done]
+    mine = processes.shard(todo)
+    decoded = decode_in_workers(mine, reader=reader, num_workers=num_workers, prefetch=prefetch)
+    bar = tqdm(total=len(mine), unit="video", desc="scoring", disable=not (progress and processes.is_main))
+    new_records = _append_scores(model, decoded, batch_size, outputs, columns, processes, bar)
+    merged = _merge_outputs(outputs, items, columns, processes, new_records)
+    if merged is None:
+        return None
+    return ScoringRun(merged, summarize(merged, resumed=len(items) - len(todo), processes=processes.world))
+
+
+def _check_request(
+    model: VideoReward, items: Sequence[VideoItem], outputs: _Outputs, processes: Processes, resume: bool
+) -> None:
+    if not items:
+        raise ScoringInputError("no videos to score.")
+    seen: set[str] = set()
+    for item in items:
+        if item.id in seen:
+            raise ScoringInputError(f"id {item.id!r} is listed twice; every video needs its own id.")
+        seen.add(item.id)
+    if model.requires_prompts:
+        require_prompts(items, model.architecture or type(model).__name__)
     if processes.world > 1 and outputs.anchor is None:
         raise ScoringInputError("a multi-process run merges its shards into files: pass --out and/or --csv.")
     if resume and outputs.anchor is None:
         raise ScoringInputError("--resume continues a results file: pass --out and/or --csv.")
+
+
+def _prepare_outputs(
+    outputs: _Outputs, items: Sequence[VideoItem], columns: Sequence[str], processes: Processes, resume: bool
+) -> None:
+    """Refuse to mix into earlier results without ``resume``; with it, rank 0 folds every earlier journal
+    and shard into the outputs (complete lines only) before any process reads what is done."""
     leftovers = leftover_files(outputs.anchor) if outputs.anchor else []
     if not resume:
         existing = [p for p in outputs.files if p.is_file() and p.stat().st_size > 0] + leftovers
@@ -99,49 +130,46 @@ def score_videos(
             path.unlink()
     processes.barrier()
 
-    done = {record["id"] for record in outputs.read()}
-    todo = [(index, item) for index, item in enumerate(items) if item.id not in done]
-    mine = processes.shard(todo)
+
+def _append_scores(
+    model: VideoReward,
+    decoded: Iterator[Decoded],
+    batch_size: int,
+    outputs: _Outputs,
+    columns: Sequence[str],
+    processes: Processes,
+    bar: tqdm,
+) -> list[Record]:
+    """Score and append batch by batch: to the outputs themselves in a single process, else to this rank's journal."""
     single = processes.world == 1
-    journal = journal_path(outputs.anchor, processes.rank) if not single else None
+    target = outputs.jsonl if single else journal_path(outputs.anchor, processes.rank)
     new_records: list[Record] = []
-    with ResultAppender(outputs.jsonl if single else journal, outputs.csv if single else None, columns) as appender:
-        bar = tqdm(total=len(mine), unit="video", desc="scoring", disable=not (progress and processes.is_main))
-        decoded = decode_in_workers(mine, reader=reader, num_workers=num_workers, prefetch=prefetch)
+    with ResultAppender(target, outputs.csv if single else None, columns) as appender, bar:
         for records in _scored_records(model, decoded, batch_size, set(columns)):
             appender.append(records)
             new_records.extend(records)
             bar.update(len(records))
-        bar.close()
-
-    if single:
-        sources = [outputs.read()] if outputs.anchor else [new_records]
-    else:
-        shard = shard_path(outputs.anchor, processes.rank, processes.world)
-        write_records(shard, read_records(journal), columns)
-        journal.unlink()
-        processes.barrier()
-        if not processes.is_main:
-            return None
-        shards = [shard_path(outputs.anchor, rank, processes.world) for rank in range(processes.world)]
-        sources = [outputs.read(), *map(read_records, shards)]
-    merged = _merge_into(outputs, sources, items, columns)
-    if not single:
-        for path in shards:
-            path.unlink()
-    return ScoringRun(merged, summarize(merged, resumed=len(items) - len(todo), processes=processes.world))
+    return new_records
 
 
-def _check_items(model: VideoReward, items: Sequence[VideoItem]) -> None:
-    if not items:
-        raise ScoringInputError("no videos to score.")
-    seen: set[str] = set()
-    for item in items:
-        if item.id in seen:
-            raise ScoringInputError(f"id {item.id!r} is listed twice; every video needs its own id.")
-        seen.add(item.id)
-    if model.requires_prompts:
-        require_prompts(items, model.architecture or type(model).__name__)
+def _merge_outputs(
+    outputs: _Outputs, items: Sequence[VideoItem], columns: Sequence[str], processes: Processes, new_records: list[Record]
+) -> list[Record] | None:
+    """Single process: rewrite the outputs in input order. Several: each rank turns its journal into its
+    shard file (atomically), then rank 0 merges the shards into the outputs; other ranks get None."""
+    if processes.world == 1:
+        return _merge_into(outputs, [outputs.read() if outputs.anchor else new_records], items, columns)
+    journal = journal_path(outputs.anchor, processes.rank)
+    write_records(shard_path(outputs.anchor, processes.rank, processes.world), read_records(journal), columns)
+    journal.unlink()
+    processes.barrier()
+    if not processes.is_main:
+        return None
+    shards = [shard_path(outputs.anchor, rank, processes.world) for rank in range(processes.world)]
+    merged = _merge_into(outputs, [outputs.read(), *map(read_records, shards)], items, columns)
+    for path in shards:
+        path.unlink()
+    return merged
 
 
 def _merge_into(outputs: _Outputs, sources: list[list[Record]], items: Sequence[VideoItem], columns: Sequence[str]) -> list[Record]:
@@ -188,7 +216,7 @@ def _score_batch(model: VideoReward, batch: list[Decoded], columns: set[str]) ->
 
 
 def _rows(model: VideoReward, batch: list[Decoded]) -> list[dict[str, float]]:
-    videos = torch.stack([entry.video for entry in batch])
+    videos = as_reward_input([entry.video for entry in batch])
     prompts = [entry.item.prompt for entry in batch]
     has_prompts = all(prompt is not None for prompt in prompts)
     return model.score(videos, prompts if has_prompts else None).to_rows()

@@ -60,12 +60,12 @@ def journal_path(anchor: Path, rank: int) -> Path:
     return anchor.with_name(f".{anchor.name}.rank{rank}.journal.jsonl")
 
 
-def shard_path(anchor: Path, rank: int, world: int) -> Path:
-    """The finished shard of ``rank``, written atomically from its journal."""
-    return anchor.with_name(f"{anchor.name}.shard{rank}-of-{world}.jsonl")
+def shard_path(anchor: Path, rank: int, world: int, *, suffix: str = ".jsonl") -> Path:
+    """The finished shard of ``rank``, written atomically (``suffix``: its file type, JSONL by default)."""
+    return anchor.with_name(f"{anchor.name}.shard{rank}-of-{world}{suffix}")
 
 
-def leftover_files(anchor: Path) -> list[Path]:
-    """Journals and shards of earlier multi-process runs on ``anchor`` (any process count), sorted."""
-    patterns = (f".{anchor.name}.rank*.journal.jsonl", f"{anchor.name}.shard*-of-*.jsonl")
+def leftover_files(anchor: Path, *, suffix: str = ".jsonl") -> list[Path]:
+    """Journals and shards (of type ``suffix``) of earlier multi-process runs on ``anchor`` (any process count), sorted."""
+    patterns = (f".{anchor.name}.rank*.journal.jsonl", f"{anchor.name}.shard*-of-*{suffix}")
     return sorted({p for pattern in patterns for p in anchor.parent.glob(pattern)})

@@ -40,18 +40,41 @@ def upsample_scale(height: int, width: int, *, min_side: int = VIEW_SIZE) -> flo
     return 1 / ratio if ratio < 1 else None
 
 
+def _bilinear_taps(size_in: int, size_out: int, scale: float, device: torch.device):
+    """Source indices and float32 weights of the reference bilinear resampler along one axis.
+
+    ``src = max(fma(1/scale, dst + 0.5, -0.5), 0)`` with the *scale factor* (not in/out sizes).
+    """
+    step = torch.tensor(1 / scale, dtype=torch.float32).double()
+    centres = torch.arange(size_out, dtype=torch.float32, device=device) + 0.5
+    src = (step.to(device) * centres.double() - 0.5).float().clamp_(min=0)
+    first = src.trunc().long()
+    second = (first + 1).clamp_(max=size_in - 1)
+    far = (src - first.float()).clamp_(0, 1)
+    return first, second, 1 - far, far
+
+
+def _fma32(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """float32 ``a * b + c`` with one rounding (a float64 product of float32 values is exact)."""
+    return (a.double() * b.double() + c.double()).float()
+
+
 def upsample_small_video(videos: torch.Tensor, scale: float, *, quantize: bool = True) -> torch.Tensor:
     """Upsample [B, T, 3, H, W] in [0, 1] by ``scale`` (bilinear); returns 0-255 levels.
 
     Follows the reference exactly: resampling on the [0, 1] scale with the scale factor itself
-    (not in/out sizes), output ``floor(H * scale) x floor(W * scale)``, then ``* 255`` and, with
-    ``quantize``, truncation to uint8 levels (straight-through).
+    (not in/out sizes), output ``floor(H * scale) x floor(W * scale)``, rows interpolated first
+    with fused multiply-adds, then ``* 255`` and, with ``quantize``, truncation to uint8 levels
+    (straight-through). Written out rather than calling ``F.interpolate``, whose CPU kernel rounds
+    differently with one thread than with several.
     """
-    upsampled = _per_frame(
-        videos,
-        lambda frames: F.interpolate(
-            frames, scale_factor=scale, mode="bilinear", align_corners=False, recompute_scale_factor=False
-        ),
-    )
+    height, width = videos.shape[-2:]
+    rows = _bilinear_taps(height, int(height * scale), scale, videos.device)
+    cols = _bilinear_taps(width, int(width * scale), scale, videos.device)
+    frames = videos.float()
+    left, right = frames[..., cols[0]], frames[..., cols[1]]
+    along_w = _fma32(left, cols[2], right * cols[3])
+    top, bottom = along_w[..., rows[0], :], along_w[..., rows[1], :]
+    upsampled = _fma32(top, rows[2][:, None], bottom * rows[3][:, None])
     levels = upsampled * MAX_LEVEL
     return truncate_levels(levels) if quantize else levels

@@ -3,6 +3,8 @@
 * technical: frames from ``num_clips`` segments, 7x7 fragments of 32x32 -> [B*num_clips, 3, clip_len, 224, 224]
 * aesthetic: ``t_frag`` segments, frames resized to 224x224 -> [B, 3, clip_len, 224, 224]
 
+(DOVER's sizes; fragment count, fragment size and the aesthetic side are arguments, for small models.)
+
 Both are normalised on the 0-255 scale, differentiable with respect to the [0, 1] input, and
 deterministic unless a random source is passed. With ``quantize=True`` (default) views of
 ``uint8 / 255`` videos are bit-identical to the public DOVER pipeline.
@@ -26,7 +28,7 @@ from .fragments import (
 )
 from .normalize import normalize_levels
 from .quantize import view_dtype
-from .resize import aesthetic_resize, upsample_scale
+from .resize import VIEW_SIZE, aesthetic_resize, upsample_scale
 from .sampling import FrameRng, dover_frame_indices
 
 
@@ -51,16 +53,17 @@ class TechnicalView:
     num_clips: int
     aligned: int
     scale: float
+    fragment_size: int = FRAGMENT_SIZE
 
     def fragment_boxes(self) -> torch.Tensor:
         """Input-pixel boxes ``(top, left, bottom, right)`` of every fragment: float [B, 7, 7, chunks, 4].
 
-        Fragment (i, j) of chunk c fills view pixels ``[32i, 32i+32) x [32j, 32j+32)``, so a 7x7
-        technical score map overlays these boxes directly.
+        Fragment (i, j) of chunk c fills view pixels ``[pi, pi+p) x [pj, pj+p)`` (``p = fragment_size``),
+        so with 32-pixel fragments a 7x7 technical score map overlays these boxes directly.
         """
         top = (self.grid_h[None, :, None, None] + self.offsets.h).double() / self.scale
         left = (self.grid_w[None, None, :, None] + self.offsets.w).double() / self.scale
-        side = FRAGMENT_SIZE / self.scale
+        side = self.fragment_size / self.scale
         return torch.stack([top, left, top + side, left + side], dim=-1)
 
 
@@ -102,6 +105,7 @@ def technical_view(
     offsets: FragmentOffsets | tuple[torch.Tensor, torch.Tensor] | None = None,
     generator: torch.Generator | None = None, frame_indices: torch.Tensor | None = None,
     frame_rng: FrameRng = None, quantize: bool = True,
+    fragments: int = NUM_FRAGMENTS, fragment_size: int = FRAGMENT_SIZE,
 ) -> TechnicalView:
     """DOVER's technical (fragment) view of ``videos`` [B, T, 3, H, W] in [0, 1].
 
@@ -110,6 +114,7 @@ def technical_view(
     their segment unless ``frame_rng`` (seed or numpy generator) or explicit ``frame_indices`` are given.
     Fragments: offsets per ``aligned``-frame chunk of the ``num_clips*clip_len`` sampled frames, given
     as ``offsets`` ([7,7,chunks] or [B,7,7,chunks] each), drawn per video from ``generator``, or centred.
+    ``fragments`` x ``fragments`` fragments of ``fragment_size`` pixels (DOVER: 7 of 32, a 224 view).
     """
     batch, num_frames, _, height, width = videos.shape
     count = num_clips * clip_len
@@ -121,28 +126,33 @@ def technical_view(
     aligned, num_chunks = chunk_layout(count, aligned)
     if offsets is None:
         offsets = fragment_offsets(
-            height, width, num_chunks, generator=generator, batch_size=None if generator is None else batch
+            height, width, num_chunks, generator=generator, batch_size=None if generator is None else batch,
+            num=fragments, patch=fragment_size,
         )
-    offsets = batch_offsets(offsets, batch, num_chunks)
-    levels = sample_fragments(_select_frames(videos, frame_indices), offsets, aligned=aligned, quantize=quantize)
+    offsets = batch_offsets(offsets, batch, num_chunks, num=fragments)
+    levels = sample_fragments(
+        _select_frames(videos, frame_indices), offsets, aligned=aligned, quantize=quantize, num=fragments, patch=fragment_size
+    )
     return TechnicalView(
         pixels=_to_clips(levels, num_clips),
         frame_indices=frame_indices,
-        grid_h=fragment_grid(height),
-        grid_w=fragment_grid(width),
+        grid_h=fragment_grid(height, num=fragments, patch=fragment_size),
+        grid_w=fragment_grid(width, num=fragments, patch=fragment_size),
         offsets=offsets,
         clip_len=clip_len,
         num_clips=num_clips,
         aligned=aligned,
-        scale=upsample_scale(height, width, min_side=NUM_FRAGMENTS * FRAGMENT_SIZE) or 1.0,
+        scale=upsample_scale(height, width, min_side=fragments * fragment_size) or 1.0,
+        fragment_size=fragment_size,
     )
 
 
 def aesthetic_view(
     videos: torch.Tensor, *, clip_len: int, t_frag: int, frame_interval: int,
     frame_indices: torch.Tensor | None = None, frame_rng: FrameRng = None, quantize: bool = True,
+    size: int = VIEW_SIZE,
 ) -> AestheticView:
-    """DOVER's aesthetic view of ``videos`` [B, T, 3, H, W] in [0, 1]: frames resized to 224x224.
+    """DOVER's aesthetic view of ``videos`` [B, T, 3, H, W] in [0, 1]: frames resized to ``size`` x ``size`` (224).
 
     Frames: ``t_frag`` segments with ``clip_len // t_frag`` frames each (every ``frame_interval``),
     centred in their segment unless ``frame_rng`` or explicit ``frame_indices`` are given.
@@ -155,5 +165,5 @@ def aesthetic_view(
             num_frames, fsize_t=clip_len // t_frag, fragments_t=t_frag, frame_interval=frame_interval, rng=frame_rng
         )
     frame_indices = _check_frame_indices(frame_indices, clip_len, num_frames)
-    levels = aesthetic_resize(_select_frames(videos, frame_indices), quantize=quantize)
+    levels = aesthetic_resize(_select_frames(videos, frame_indices), size=size, quantize=quantize)
     return AestheticView(pixels=_to_clips(levels, 1), frame_indices=frame_indices)

@@ -12,6 +12,10 @@ from .base import (
     UnsupportedPipelineError,
     VideoPipelineAdapter,
 )
+from .cogvideox import CogVideoXAdapter
+from .hunyuan_video import HunyuanVideoAdapter
+from .ltx import LTXAdapter
+from .mochi import MochiAdapter
 from .text_to_video_sd import TextToVideoSDAdapter
 from .wan import WanAdapter
 
@@ -20,6 +24,10 @@ ADAPTERS: tuple[type[VideoPipelineAdapter], ...] = (
     TextToVideoSDAdapter,
     AnimateDiffAdapter,
     WanAdapter,
+    CogVideoXAdapter,
+    LTXAdapter,
+    MochiAdapter,
+    HunyuanVideoAdapter,
 )
 
 
@@ -51,6 +59,10 @@ __all__ = [
     "adapter_for",
     "supported_pipelines",
     "AnimateDiffAdapter",
+    "CogVideoXAdapter",
+    "HunyuanVideoAdapter",
+    "LTXAdapter",
+    "MochiAdapter",
     "TextToVideoSDAdapter",
     "WanAdapter",
 ]

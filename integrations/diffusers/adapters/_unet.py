@@ -6,14 +6,15 @@ from typing import Any
 
 import torch
 
-from .base import PER_FRAME, PromptEmbeddings, VideoPipelineAdapter, check_batch
+from .base import PER_FRAME, PromptEmbeddings, VideoPipelineAdapter, check_batch, expand_timestep, is_scalar_timestep
 
 
 class UNetVideoAdapter(VideoPipelineAdapter):
     """Latents ``[B, 4, F, h, w]`` (the pipeline's own layout); one video frame per latent frame."""
 
     frame_decoding = PER_FRAME
-    temporal_compression = 1
+    spatial_compression_attribute = "vae_scale_factor"
+    temporal_compression_attribute = None
     #: Latent frames per VAE call (the AnimateDiff pipeline's default ``decode_chunk_size``).
     decode_chunk_size = 16
 
@@ -36,9 +37,11 @@ class UNetVideoAdapter(VideoPipelineAdapter):
         check_batch(latents, prompt_embeds)
         cfg = self.uses_guidance(prompt_embeds, guidance_scale)
         model_input = torch.cat([latents, latents]) if cfg else latents
-        model_input = self.scheduler.scale_model_input(model_input, t)
+        if is_scalar_timestep(t):
+            model_input = self.scheduler.scale_model_input(model_input, t)
         context = self._conditioning(prompt_embeds, cfg, latents.shape[2]).to(self.device, self.dtype)
-        prediction = self.denoiser(model_input.to(self.dtype), t, encoder_hidden_states=context, return_dict=False)[0]
+        timestep = expand_timestep(t, model_input.shape[0], self.device)
+        prediction = self.denoiser(model_input.to(self.dtype), timestep, encoder_hidden_states=context, return_dict=False)[0]
         prediction = prediction.float()
         if cfg:
             unconditional, conditional = prediction.chunk(2)

@@ -29,7 +29,7 @@ from ..outputs import to_videos
 #: How a family's VAE can decode a subset of frames (class attribute ``frame_decoding``).
 PER_FRAME = "per-frame"  # 2-D VAE on each latent frame: only the selected frames are decoded
 CAUSAL = "causal"  # causal 3-D VAE: the latent prefix up to the last selected frame is decoded
-FULL = "full"  # non-causal 3-D VAE: every frame is decoded, then the selection is taken
+FULL = "full"  # 3-D VAE not causal in time: every frame is decoded, then the selection is taken
 
 
 class UnsupportedPipelineError(TypeError):
@@ -62,6 +62,15 @@ class PromptEmbeddings:
             self.negative.to(device, dtype) if self.negative is not None else None,
         )
 
+    def select(self, index: slice | Sequence[int] | torch.Tensor) -> "PromptEmbeddings":
+        """The conditioning of some samples (a slice or indices along the batch)."""
+
+        def pick(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else tensor[index]
+
+        negative = self.negative.select(index) if self.negative is not None else None
+        return replace(self, embeds=pick(self.embeds), attention_mask=pick(self.attention_mask), pooled=pick(self.pooled), negative=negative)
+
     def repeat(self, times: int) -> "PromptEmbeddings":
         """Each prompt ``times`` times in a row (``repeat_interleave``), for several samples per prompt."""
 
@@ -81,6 +90,21 @@ def check_batch(latents: torch.Tensor, prompt_embeds: PromptEmbeddings) -> None:
         )
 
 
+def expand_timestep(t: torch.Tensor | float, batch_size: int, device: torch.device | None = None) -> torch.Tensor:
+    """One timestep per sample of a model call: a scalar is broadcast; per-sample values ``[B]`` are
+    tiled over a CFG-doubled batch (``[negative; positive]`` halves get the same values)."""
+    t = torch.as_tensor(t, device=device).reshape(-1)
+    if t.numel() == 1:
+        return t.reshape(()).expand(batch_size)
+    if batch_size % t.numel():
+        raise ValueError(f"got {t.numel()} timesteps for a model batch of {batch_size}; pass one per sample or a scalar")
+    return t.repeat(batch_size // t.numel())
+
+
+def is_scalar_timestep(t: torch.Tensor | float) -> bool:
+    return torch.as_tensor(t).numel() == 1
+
+
 def _as_list(prompts: Sequence[str] | str) -> list[str]:
     return [prompts] if isinstance(prompts, str) else list(prompts)
 
@@ -88,8 +112,9 @@ def _as_list(prompts: Sequence[str] | str) -> list[str]:
 class VideoPipelineAdapter:
     """Family-specific access to a diffusers text-to-video pipeline (subclass per family).
 
-    Subclasses set ``family``, ``pipeline_class_names``, ``frame_decoding`` and
-    ``temporal_compression``, and implement the ``_``-prefixed hooks plus the loop pieces.
+    Subclasses set ``family``, ``pipeline_class_names``, ``frame_decoding`` and the compression
+    attribute names, and implement ``prepare_latents``, ``denoiser_forward`` and ``_vae_decode``
+    (plus whatever of the rest differs in their family).
     Every latent tensor taken or returned is canonical ``[B, C, F_latent, h, w]``; use
     ``from_pipeline_latents`` / ``to_pipeline_latents`` to exchange latents with the pipeline.
     Nothing here disables autograd except ``encode_prompt`` (text encoders stay frozen).
@@ -98,8 +123,11 @@ class VideoPipelineAdapter:
     family: ClassVar[str] = ""
     pipeline_class_names: ClassVar[tuple[str, ...]] = ()
     frame_decoding: ClassVar[str] = FULL
-    #: Video frames per latent frame after the first (1 for 2-D VAEs).
-    temporal_compression: ClassVar[int] = 1
+    #: Pipeline attributes holding the VAE's spatial / temporal compression (None: no temporal compression).
+    spatial_compression_attribute: ClassVar[str] = "vae_scale_factor_spatial"
+    temporal_compression_attribute: ClassVar[str | None] = "vae_scale_factor_temporal"
+    #: Text length ``encode_prompt`` uses when none is given (the pipeline's own default).
+    default_max_sequence_length: ClassVar[int] = 226
 
     def __init__(self, pipe: Any):
         self.pipe = pipe
@@ -133,7 +161,13 @@ class VideoPipelineAdapter:
     # -- geometry ----------------------------------------------------------------------------
     @property
     def vae_spatial_compression(self) -> int:
-        return self.pipe.vae_scale_factor
+        return getattr(self.pipe, self.spatial_compression_attribute)
+
+    @property
+    def temporal_compression(self) -> int:
+        """Video frames per latent frame after the first (1 for 2-D VAEs)."""
+        name = self.temporal_compression_attribute
+        return 1 if name is None else getattr(self.pipe, name)
 
     def num_latent_frames(self, num_frames: int) -> int:
         """Latent frames for a ``num_frames``-frame video."""
@@ -142,7 +176,7 @@ class VideoPipelineAdapter:
         return (num_frames - 1) // self.temporal_compression + 1
 
     def num_video_frames(self, num_latent_frames: int) -> int:
-        """Frames the VAE decodes from ``num_latent_frames`` latent frames."""
+        """Frames the VAE decodes from ``num_latent_frames`` latent frames (the usual 1 + r (F - 1))."""
         if self.temporal_compression == 1:
             return num_latent_frames
         return (num_latent_frames - 1) * self.temporal_compression + 1
@@ -203,7 +237,15 @@ class VideoPipelineAdapter:
     def _encode_prompt(
         self, prompts: list[str], negative_prompts: list[str] | None, do_cfg: bool, max_sequence_length: int | None, **kwargs: Any
     ) -> PromptEmbeddings:
-        raise NotImplementedError
+        """T5-style pipelines: ``encode_prompt`` returns ``(embeds, negative)`` or, with attention masks,
+        ``(embeds, mask, negative, negative_mask)``."""
+        encoded = self.pipe.encode_prompt(
+            prompt=prompts, negative_prompt=negative_prompts, do_classifier_free_guidance=do_cfg,
+            num_videos_per_prompt=1, max_sequence_length=max_sequence_length or self.default_max_sequence_length,
+            device=self.device,
+        )
+        embeds, mask, negative, negative_mask = encoded if len(encoded) == 4 else (encoded[0], None, encoded[1], None)
+        return PromptEmbeddings(embeds, mask, negative=PromptEmbeddings(negative, negative_mask) if do_cfg else None)
 
     def set_timesteps(self, num_inference_steps: int, *, num_frames: int, height: int, width: int) -> torch.Tensor:
         """Reset the pipeline's scheduler for a new trajectory and return its timesteps (as the pipeline does).
@@ -233,7 +275,12 @@ class VideoPipelineAdapter:
         self, latents: torch.Tensor, t: torch.Tensor, prompt_embeds: PromptEmbeddings, guidance_scale: float = 1.0, **kwargs: Any
     ) -> torch.Tensor:
         """The denoiser's prediction at timestep ``t`` (CFG applied when ``prompt_embeds.negative`` is set
-        and ``guidance_scale > 1``), canonical layout, float32. Differentiable w.r.t. the denoiser."""
+        and ``guidance_scale > 1``), canonical layout, float32. Differentiable w.r.t. the denoiser.
+
+        ``t`` is a scalar or one timestep per sample ``[B]`` (DDPO re-evaluates stored trajectories).
+        The scheduler's ``scale_model_input`` is applied for scalar ``t`` only; it is the identity for
+        the DDIM / DPM / UniPC / flow-matching schedulers these pipelines use.
+        """
         raise NotImplementedError
 
     def scheduler_step(
@@ -245,8 +292,34 @@ class VideoPipelineAdapter:
         generator: torch.Generator | None = None,
         eta: float = 0.0,
     ) -> torch.Tensor:
-        """Latents at the next timestep (``eta`` only matters for DDIM-type schedulers)."""
+        """Latents at the next timestep; scalar ``t``. ``eta`` matters for DDIM-type schedulers only.
+
+        Stochastic steps (DDIM with ``eta > 0``, CogVideoX's DPM scheduler) draw noise from
+        ``generator``: pass the generators given to ``prepare_latents`` to reproduce the pipeline.
+        """
         return self.scheduler.step(model_output, t, latents, return_dict=False)[0]
+
+    def predict_clean(self, model_output: torch.Tensor, t: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """The clean latents ``x0`` a prediction implies at scalar timestep ``t`` (one-step preview).
+
+        Flow-matching schedulers (and UniPC with flow sigmas): ``x0 = x_t - sigma_t * v``; DDIM-type
+        schedulers: from ``alphas_cumprod[t]`` and the ``prediction_type`` (epsilon / v / sample).
+        ``t`` must be one of the timesteps of the last ``set_timesteps``.
+        """
+        scheduler, config = self.scheduler, self.scheduler.config
+        flow = "FlowMatch" in type(scheduler).__name__ or config.get("use_flow_sigmas", False)
+        if flow or config.get("prediction_type") == "flow_prediction":
+            index = int((scheduler.timesteps.to(latents.device) - torch.as_tensor(t, device=latents.device)).abs().argmin())
+            return latents - scheduler.sigmas[index].to(latents.device) * model_output
+        alpha = scheduler.alphas_cumprod[int(t)].to(latents.device)
+        kind = config.get("prediction_type", "epsilon")
+        if kind == "epsilon":
+            return (latents - (1 - alpha).sqrt() * model_output) / alpha.sqrt()
+        if kind == "v_prediction":
+            return alpha.sqrt() * latents - (1 - alpha).sqrt() * model_output
+        if kind == "sample":
+            return model_output
+        raise ValueError(f"cannot preview x0 for prediction_type {kind!r} of {type(scheduler).__name__}")
 
     @staticmethod
     def uses_guidance(prompt_embeds: PromptEmbeddings, guidance_scale: float) -> bool:
@@ -273,15 +346,18 @@ class VideoPipelineAdapter:
                 "convert pipeline latents with adapter.from_pipeline_latents(...)"
             )
         selection = as_frame_selection(frames)
-        total = self.num_video_frames(latents.shape[2])
-        indices = selection.resolve(total, generator=generator).to(latents.device)
-        if self.frame_decoding == PER_FRAME:
-            decoded = self._vae_decode(latents.index_select(2, indices), generator)
-        elif self.frame_decoding == CAUSAL:
-            needed = self.latent_frame_of(int(indices.max())) + 1
-            decoded = self._vae_decode(latents[:, :, :needed], generator).index_select(2, indices)
+        if self.frame_decoding == FULL:
+            decoded = self._vae_decode(latents, generator)
+            indices = selection.resolve(decoded.shape[2], generator=generator).to(decoded.device)
+            decoded = decoded.index_select(2, indices)
         else:
-            decoded = self._vae_decode(latents, generator).index_select(2, indices)
+            total = self.num_video_frames(latents.shape[2])
+            indices = selection.resolve(total, generator=generator).to(latents.device)
+            if self.frame_decoding == PER_FRAME:
+                decoded = self._vae_decode(latents.index_select(2, indices), generator)
+            else:
+                needed = self.latent_frame_of(int(indices.max())) + 1
+                decoded = self._vae_decode(latents[:, :, :needed], generator).index_select(2, indices)
         return (decoded.float().permute(0, 2, 1, 3, 4) / 2 + 0.5).clamp(0, 1)
 
     def _vae_decode(self, latents: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -6,7 +6,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .base import CAUSAL, PromptEmbeddings, VideoPipelineAdapter, check_batch
+from .base import CAUSAL, PromptEmbeddings, VideoPipelineAdapter, check_batch, expand_timestep, is_scalar_timestep
 
 
 class WanAdapter(VideoPipelineAdapter):
@@ -17,25 +17,11 @@ class WanAdapter(VideoPipelineAdapter):
     family = "wan"
     pipeline_class_names = ("WanPipeline",)
     frame_decoding = CAUSAL
-
-    @property
-    def temporal_compression(self) -> int:
-        return self.pipe.vae_scale_factor_temporal
-
-    @property
-    def vae_spatial_compression(self) -> int:
-        return self.pipe.vae_scale_factor_spatial
+    default_max_sequence_length = 512
 
     @property
     def denoiser(self) -> nn.Module:
         return self.pipe.transformer if self.pipe.transformer is not None else self.pipe.transformer_2
-
-    def _encode_prompt(self, prompts, negative_prompts, do_cfg, max_sequence_length, **kwargs: Any) -> PromptEmbeddings:
-        embeds, negative = self.pipe.encode_prompt(
-            prompt=prompts, negative_prompt=negative_prompts, do_classifier_free_guidance=do_cfg,
-            num_videos_per_prompt=1, max_sequence_length=max_sequence_length or 512, device=self.device,
-        )
-        return PromptEmbeddings(embeds, negative=PromptEmbeddings(negative) if do_cfg else None)
 
     def set_timesteps(self, num_inference_steps, *, num_frames, height, width) -> torch.Tensor:
         timesteps = super().set_timesteps(num_inference_steps, num_frames=num_frames, height=height, width=width)
@@ -50,16 +36,20 @@ class WanAdapter(VideoPipelineAdapter):
     def _expert(self, t: torch.Tensor, guidance_scale: float, guidance_scale_2: float | None) -> tuple[nn.Module, float]:
         """Wan 2.2 uses ``transformer`` above the boundary timestep and ``transformer_2`` below it."""
         ratio = self.pipe.config.boundary_ratio
+        if ratio is not None and not is_scalar_timestep(t):
+            raise ValueError("two-expert Wan (boundary_ratio set) picks its expert per step: pass a scalar timestep")
         if ratio is None or float(t) >= ratio * self.scheduler.config.num_train_timesteps:
             return self.pipe.transformer, guidance_scale
         return self.pipe.transformer_2, guidance_scale if guidance_scale_2 is None else guidance_scale_2
 
     def _timestep(self, t: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """``[B]``, or ``[B, tokens]`` for Wan 2.2 TI2V's per-token timesteps (``expand_timesteps``)."""
+        per_sample = expand_timestep(t, latents.shape[0], self.device)
         if not self.pipe.config.expand_timesteps:
-            return t.expand(latents.shape[0])
+            return per_sample
         _, patch_h, patch_w = self.denoiser.config.patch_size
         tokens = latents.shape[2] * (latents.shape[3] // patch_h) * (latents.shape[4] // patch_w)
-        return t.reshape(1, 1).expand(latents.shape[0], tokens)
+        return per_sample[:, None].expand(latents.shape[0], tokens)
 
     def denoiser_forward(
         self, latents, t, prompt_embeds, guidance_scale=1.0, *, guidance_scale_2: float | None = None, **kwargs: Any

@@ -390,6 +390,19 @@ def test_stage1_takes_the_public_checkpoints_as_a_weights_mapping(tmp_path):
 
 
 @pytest.mark.slow
+def test_aigcvqa_tiny_stages_learn_synthetic_quality_and_alignment(tmp_path):
+    """The three AIGC-VQA stages on the real aigc-vqa-tiny family (stage 1 widens the quality branches;
+    stages 2 and 3 load the previous native best/): the prompt-aware chain ends above the prompt-blind stage 1."""
+    common = ["train.progress=false", f"run_root={tmp_path}"]
+    first, second, third = (train(f"aigcvqa_tiny_stage{i}", common) for i in (1, 2, 3))
+    quality = json.loads((third.best_dir / "config.json").read_text())["config"]["quality"]
+    assert quality["technical"]["embed_dim"] == 16 and quality["aesthetic"]["dims"][0] == 16, "stage 1's widths carry over"
+    assert first.metrics["alignment/srocc"] < 0.3, "stage 1 leaves the alignment branch untrained"
+    assert second.metrics["alignment/srocc"] >= 0.75, second.metrics
+    assert third.metrics["srocc"] >= 0.8 and third.metrics["srocc"] > first.metrics["srocc"], (first.metrics, third.metrics)
+
+
+@pytest.mark.slow
 def test_aigcvqa_stage_recipes_chain_on_aigc_vqa_tiny(tmp_path):
     """The bundled AIGC-VQA stage recipes, changed only in model size and data, run one after another."""
     from reward.aigcvqa.alignment import freeze_by_fix_rate

@@ -175,3 +175,37 @@ def test_video_files_score_and_unreadable_or_empty_ones_fail_clearly(model, tmp_
     for path, message in [(corrupt, "could not read video"), (tmp_path / "no_frames", "no png/jpg frames")]:
         with pytest.raises(VideoReadError, match=message):
             read_video(path)
+
+
+# -- CPU fast paths of the quality backbones -----------------------------------------------------------
+def test_swin_in_place_position_bias_equals_the_formula_with_its_gradients():
+    from reward.aigcvqa.swin3d import WindowAttention3D, WindowGeometry, fragment_gate, shift_mask
+
+    torch.manual_seed(0)
+    attention = WindowAttention3D(dim=8, num_heads=2, window=(2, 7, 7), fragment_bias=True)
+    geometry = WindowGeometry((2, 14, 14), (2, 7, 7), (0, 3, 3))
+    logits = torch.randn(1, 4, 2, 98, 98)
+    index = attention.relative_position_index.reshape(-1)
+    rpb, fpb = (t[index].view(98, 98, 2).permute(2, 0, 1) for t in (attention.relative_position_bias_table, attention.fragment_position_bias_table))
+    gate = fragment_gate(*geometry, torch.device("cpu"), torch.float32)[:, None]
+    expected = logits + rpb * gate + fpb * (1 - gate) + shift_mask(*geometry, torch.device("cpu"), torch.float32)[:, None]
+    weights = torch.randn_like(logits)
+    expected_grads = torch.autograd.grad((expected * weights).sum(), attention.parameters(), allow_unused=True)
+    got = attention.add_position_bias_(logits.clone(), geometry)
+    grads = torch.autograd.grad((got * weights).sum(), attention.parameters(), allow_unused=True)
+    torch.testing.assert_close(got, expected)
+    for grad, expected_grad in zip(grads, expected_grads):
+        assert (grad is None) == (expected_grad is None)
+        if grad is not None:
+            torch.testing.assert_close(grad, expected_grad)
+
+
+def test_convnext_depthwise_conv_stays_fp32_under_cpu_autocast():
+    from reward.aigcvqa.convnext3d import ConvNeXtBlock3D
+
+    block = ConvNeXtBlock3D(dim=8, temporal_kernel=3, drop_path=0.0)
+    x = torch.randn(1, 8, 4, 14, 14)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = block.depthwise(x)
+    assert inside.dtype == torch.float32
+    torch.testing.assert_close(inside, block.dwconv(x), atol=0, rtol=0)

@@ -68,8 +68,16 @@ class ConvNeXtBlock3D(nn.Module):
         self.gamma = nn.Parameter(torch.full((dim,), layer_scale))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
+    def depthwise(self, x: torch.Tensor) -> torch.Tensor:
+        """The depthwise conv; on CPU always in fp32: oneDNN has no fast low-precision depthwise Conv3d
+        (its bf16 backward is ~2.7x slower than fp32), and the op is memory-bound, so autocast gains nothing."""
+        if x.device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
+            return self.dwconv(x)
+        with torch.autocast("cpu", enabled=False):
+            return self.dwconv(x.float())
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.dwconv(x).permute(0, 2, 3, 4, 1)
+        y = self.depthwise(x).permute(0, 2, 3, 4, 1)
         y = self.pwconv2(self.act(self.pwconv1(self.norm(y)))) * self.gamma
         return x + self.drop_path(y.permute(0, 4, 1, 2, 3))
 

@@ -361,32 +361,16 @@ def test_pcqa_tiny_recipe_learns_synthetic_quality(tmp_path):
 
 
 @pytest.mark.slow
-def test_three_stage_chain_on_the_tiny_scorer(tmp_path):
-    """The AIGC-VQA stage recipes, unchanged but for model and data: each stage starts from the last."""
+def test_aigcvqa_tiny_stages_learn_synthetic_quality_and_alignment(tmp_path):
+    """The three AIGC-VQA stages on the real aigc-vqa-tiny family (stage 1 widens the quality branches;
+    stages 2 and 3 load the previous native best/) reach held-out SROCC 0.9; the prompt-blind stage 1 cannot."""
     common = ["train.progress=false", f"run_root={tmp_path}"]
-    first = train("tiny_stage1", [*common, "train.epochs=5"])
-    second = train("tiny_stage2", [*common, "train.epochs=5"])
-    third = train("tiny_stage3", [*common, "train.epochs=8"])
-    start, after = (load_safetensors(r.best_dir / "model.safetensors") for r in (first, second))
-    for key in start:
-        frozen = not key.startswith("alignment.")
-        assert torch.equal(start[key], after[key]) == frozen or key.startswith("alignment.frames.layers.0"), key
-    report = {r["name"]: r for r in json.loads((second.output_dir / "trainable_parameters.json").read_text())}
-    assert report["technical"]["trainable"] == report["aesthetic"]["trainable"] == 0
-    assert 0.7 <= report["alignment"]["fraction"] < 1.0
-    report = {r["name"]: r for r in json.loads((third.output_dir / "trainable_parameters.json").read_text())}
-    assert report["technical"]["fraction"] == 1.0 and 0.3 <= report["alignment"]["fraction"] < 0.7
-    assert first.metrics["srocc"] < 0.6, "technical + aesthetic alone cannot see prompt alignment"
-    assert third.metrics["srocc"] >= 0.85, third.metrics
-
-
-def test_stage1_takes_the_public_checkpoints_as_a_weights_mapping(tmp_path):
-    from training_recipes.modeling import build_model
-
-    config = load_config("aigcvqa_stage1", [f"model.weights={{dover: {tmp_path}/DOVER.pth, imagereward: {tmp_path}/ImageReward.pt}}"])
-    assert dict(config.model.weights) == {"dover": f"{tmp_path}/DOVER.pth", "imagereward": f"{tmp_path}/ImageReward.pt"}
-    with pytest.raises(Exception, match="DOVER.pth"):
-        build_model(config.model)
+    first, second, third = (train(f"aigcvqa_tiny_stage{i}", common) for i in (1, 2, 3))
+    quality = json.loads((third.best_dir / "config.json").read_text())["config"]["quality"]
+    assert quality["technical"]["embed_dim"] == 16 and quality["aesthetic"]["dims"][0] == 16, "stage 1's widths carry over"
+    assert first.metrics["alignment/srocc"] < 0.3, "stage 1 leaves the alignment branch untrained"
+    assert first.metrics["srocc"] < 0.85, "the MOS has a prompt effect a prompt-blind scorer cannot explain"
+    assert third.metrics["srocc"] >= 0.9, (first.metrics, second.metrics, third.metrics)
 
 
 @pytest.mark.slow

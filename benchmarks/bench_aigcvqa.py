@@ -5,12 +5,13 @@ without activation checkpointing.
 
 The model is ``aigc-vqa`` at the paper's sizes with random weights (same compute as the real weights),
 used as a reward is used in generator fine-tuning: parameters frozen, eval mode, gradients flow to the
-pixels only. Every configuration runs in a fresh process: build the model, warm it up with one forward, then
-``--iterations`` no-grad forwards (``model.score``) and ``--iterations`` forward+backward passes
-(``d score / d videos``); the table shows the best wall-clock and the best CPU (user + system) time of each. Peak memory is measured by
-the kernel: the process's peak resident set (``VmHWM``, reset through ``/proc/self/clear_refs`` after
-freed memory is returned with ``malloc_trim``) minus its resident set just before the passes. It counts
-everything the passes allocate (activations, autocast casts, allocator slack) and not the weights.
+pixels only. Every configuration runs in a fresh process: build the model, warm it up with one
+forward, then ``--iterations`` no-grad forwards (``model.score``) and ``--iterations``
+forward+backward passes (``d score / d videos``); the table shows the best wall-clock and the best
+CPU (user + system) time of each. Peak memory is measured by the kernel: the process's peak
+resident set (``VmHWM``, reset through ``/proc/self/clear_refs`` after freed memory is returned
+with ``malloc_trim``) minus its resident set just before the passes. It counts everything the
+passes allocate (activations, autocast casts, allocator slack) and not the weights.
 """
 from __future__ import annotations
 

@@ -25,7 +25,6 @@ import argparse
 import ctypes
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -39,7 +38,7 @@ from reward.aigcvqa.model import AigcVqaConfig, AigcVqaReward
 from reward.aigcvqa.tokenizer import ImageRewardTokenizer
 from reward.precision import backbone_autocast, cpu_has_amx
 from reward.video.views import aesthetic_view, technical_view
-from results_md import write_section
+from results_md import cpu_name, write_section
 
 HEADING = "## AIGC-VQA"
 PROMPT = "a red fox running through fresh snow at dawn, cinematic, highly detailed"
@@ -273,13 +272,6 @@ def table(args: argparse.Namespace, results: dict[str, dict], context: dict) -> 
         f"{context['tiny'][1]:.2f} s CPU.",
     ]
     return "\n".join(lines) + "\n"
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
 
 
 def load_average() -> str:

@@ -1,6 +1,7 @@
 """One section per benchmark in benchmarks/RESULTS.md: each script rewrites only its own heading."""
 from __future__ import annotations
 
+import platform
 import re
 from pathlib import Path
 
@@ -16,3 +17,11 @@ def write_section(heading: str, body: str, path: Path = RESULTS) -> None:
     pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
     atomic_write_text(path, text.rstrip() + "\n")
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo, or the architecture where that is unavailable."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()

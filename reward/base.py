@@ -1,6 +1,7 @@
 """``VideoReward``: the one interface every scorer implements, plus native save/load."""
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ def register_architecture(cls: type["VideoReward"]) -> type["VideoReward"]:
     return cls
 
 
-class VideoReward(nn.Module):
+class VideoReward(nn.Module, abc.ABC):
     """A differentiable reward: ``videos [B, T, 3, H, W]`` in [0, 1] + prompts -> ``RewardOutput``.
 
     Subclasses set ``architecture`` and ``config_class`` (a dataclass), build their modules from
@@ -66,8 +67,9 @@ class VideoReward(nn.Module):
             videos = videos.to(self.device)
         return self._forward(videos.float() if videos.dtype != torch.float64 else videos, prompts, **kwargs)
 
+    @abc.abstractmethod
     def _forward(self, videos: torch.Tensor, prompts: list[str] | None, **kwargs: Any) -> RewardOutput:
-        raise NotImplementedError
+        """Score ``videos`` already validated by ``forward``: [B, T, 3, H, W] float on the model device."""
 
     @torch.no_grad()
     def score(self, videos: torch.Tensor, prompts: Sequence[str] | str | None = None, **kwargs: Any) -> RewardOutput:

@@ -142,6 +142,14 @@ def test_missing_weights_error_says_what_was_tried(tmp_path):
         resolve_file(str(tmp_path / "nope.pth"))
 
 
+def test_a_reward_without_forward_fails_at_construction():
+    class Incomplete(VideoReward):
+        """Forgets the scoring hook."""
+
+    with pytest.raises(TypeError, match="_forward"):
+        Incomplete(None)
+
+
 def test_registry_lists_and_loads():
     names = reward.list_rewards()
     assert "colorfulness" in names and "brightness" in names

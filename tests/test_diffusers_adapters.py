@@ -13,6 +13,7 @@ from integrations.diffusers import (
     TINY_FAMILIES,
     FrameSelection,
     UnsupportedPipelineError,
+    VideoPipelineAdapter,
     adapter_for,
     build_tiny_pipeline,
     supported_pipelines,
@@ -188,6 +189,16 @@ def test_subclass_of_a_supported_pipeline_gets_its_adapter():
     pipe = build_tiny_pipeline("wan")
     pipe.__class__ = type("MyWanPipeline", (type(pipe),), {})
     assert adapter_for(pipe).family == "wan"
+
+
+def test_an_adapter_without_its_family_hooks_fails_at_construction():
+    class Incomplete(VideoPipelineAdapter):
+        def prepare_latents(self, batch_size, *, num_frames, height, width, generator=None):
+            return torch.zeros(batch_size)
+
+    with pytest.raises(TypeError, match="denoiser_forward") as error:
+        Incomplete(build_tiny_pipeline("wan"))
+    assert "_vae_decode" in str(error.value) and "prepare_latents" not in str(error.value)
 
 
 def test_mismatched_latents_and_prompts_are_refused():

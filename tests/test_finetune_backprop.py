@@ -10,6 +10,7 @@ from integrations.diffusers import build_tiny_pipeline, tiny_generation_kwargs
 from integrations.finetune.backprop import BackpropConfig, RewardBackpropTrainer
 from integrations.finetune.guard import RewardHackingWarning
 from integrations.finetune.lora import load_lora
+from integrations.finetune.trainer import RewardFinetuner
 from tests.diffusers_support import one_thread  # noqa: F401  (autouse fixture)
 
 
@@ -106,6 +107,14 @@ def test_guard_warns_when_a_hackable_reward_is_optimised(tmp_path):
         warnings.simplefilter("error", RewardHackingWarning)
         history = RewardBackpropTrainer(build_tiny_pipeline("text-to-video-sd"), control).train()
     assert history[-1]["eval/diverged"] == 0.0 and history[-1]["eval/watch_gain"] > 0
+
+
+def test_a_finetuner_without_a_training_step_fails_at_construction(tmp_path):
+    class Incomplete(RewardFinetuner):
+        pass
+
+    with pytest.raises(TypeError, match="training_step"):
+        Incomplete(build_tiny_pipeline("text-to-video-sd"), _config(tmp_path))
 
 
 def test_config_errors_name_the_fix(tmp_path):

@@ -8,7 +8,7 @@ import torch
 from integrations.diffusers import build_tiny_pipeline, tiny_generation_kwargs
 from integrations.finetune.ddpo import DDPOConfig, VideoDDPOTrainer
 from integrations.finetune.ppo import ppo_clipped_loss
-from integrations.finetune.sampling import DDIMPolicy, FlowSDEPolicy
+from integrations.finetune.sampling import DDIMPolicy, FlowSDEPolicy, StochasticPolicy
 from tests.diffusers_support import one_thread  # noqa: F401  (autouse fixture)
 
 
@@ -77,6 +77,14 @@ def test_ddpo_resume_restores_the_stat_tracker_and_continues_exactly(tmp_path):
     resumed.train()
     assert all(torch.equal(value, _lora(straight)[name]) for name, value in _lora(resumed).items())
     assert resumed.stat_tracker.state_dict() == straight.stat_tracker.state_dict()
+
+
+def test_a_policy_without_a_step_fails_at_construction():
+    class Incomplete(StochasticPolicy):
+        pass
+
+    with pytest.raises(TypeError, match=r"\bstep\b"):
+        Incomplete()
 
 
 def test_config_checks_batch_arithmetic(tmp_path):

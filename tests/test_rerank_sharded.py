@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,16 +12,11 @@ from integrations.diffusers import build_tiny_pipeline, tiny_generation_kwargs
 from integrations.diffusers.best_of_n import best_of_n, candidate_seed
 from reward.scoring import Processes
 from tests.diffusers_support import one_thread  # noqa: F401  (autouse fixture)
+from tests.launch import REPO_ROOT, launch_two_processes
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO_ROOT / "examples" / "rerank.py"
 PROMPTS = ["a red fox in snow", "a blue car", "a green tree"]
 GENERATION = dict(tiny_generation_kwargs("wan"), num_inference_steps=2)
-# accelerate 1.15 runs `--cpu --num_processes 2` as ONE process unless mpirun is configured
-# (huggingface/accelerate#2741); --multi_gpu starts 2 processes via torch.distributed.run, and
-# without CUDA they join a gloo group on the CPU.
-LAUNCH = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-          "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
 
 
 class SimulatedRank(Processes):
@@ -180,9 +172,8 @@ def test_two_process_launch_equals_one_process_and_resumes_a_partial_run(tmp_pat
     partial_videos = {p: p.stat().st_mtime_ns for p in (tmp_path / "two" / "videos").iterdir()}
     assert len(partial_videos) == 3
 
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), HF_HUB_OFFLINE="1", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
-    command = [sys.executable, *LAUNCH, str(EXAMPLE), *options, "--n", "2", "--out", str(tmp_path / "two")]
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    target = [str(EXAMPLE), *options, "--n", "2", "--out", str(tmp_path / "two")]
+    done = launch_two_processes(target, cwd=tmp_path, timeout=600, OMP_NUM_THREADS="1")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "processes: 2" in done.stdout
     assert done.stdout.count("prompt 0:") == 1 and done.stdout.count("contact sheets:") == 1  # printed by rank 0 only

@@ -3,6 +3,7 @@ gradients (reward backprop). A pipeline's ``__call__`` runs under ``no_grad`` an
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,12 +26,13 @@ def is_flow_matching(scheduler: Any) -> bool:
     )
 
 
-class StochasticPolicy:
+class StochasticPolicy(abc.ABC):
     """A sampler whose every step is Gaussian with a known log-prob (the policy DDPO optimises)."""
 
     def prepare(self, adapter: VideoPipelineAdapter) -> None:
         """Called right after ``adapter.set_timesteps`` for each trajectory."""
 
+    @abc.abstractmethod
     def step(
         self,
         adapter: VideoPipelineAdapter,
@@ -41,7 +43,7 @@ class StochasticPolicy:
         generator: torch.Generator | None = None,
         prev_sample: torch.Tensor | None = None,
     ) -> StochasticStep:
-        raise NotImplementedError
+        """Step ``latents`` from timestep ``index`` to the next; samples, or scores a given ``prev_sample``."""
 
 
 @dataclass

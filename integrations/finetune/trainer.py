@@ -2,6 +2,7 @@
 evaluation with the reward-hacking guard, logging, and checkpoints that resume exactly."""
 from __future__ import annotations
 
+import abc
 import json
 import logging
 import os
@@ -91,7 +92,7 @@ def _freeze_pipeline(pipe: Any) -> None:
             component.requires_grad_(False)
 
 
-class RewardFinetuner:
+class RewardFinetuner(abc.ABC):
     """Base class: subclasses implement ``training_step() -> metrics`` (one optimizer step)."""
 
     config_class: type[FinetuneConfig] = FinetuneConfig
@@ -195,8 +196,9 @@ class RewardFinetuner:
         self.optimizer.zero_grad(set_to_none=True)
         return float(norm)
 
+    @abc.abstractmethod
     def training_step(self) -> dict[str, float]:
-        raise NotImplementedError
+        """One optimizer step; returns its metrics (logged by ``train``)."""
 
     def train(self, max_steps: int | None = None) -> list[dict[str, Any]]:
         """Train until ``max_steps`` optimizer steps (config default); returns the metrics history."""

@@ -95,6 +95,19 @@ def dover_tiny_config(**overrides: Any) -> DoverConfig:
     return dataclasses.replace(config, **overrides)
 
 
+@dataclass(frozen=True)
+class ViewSampling:
+    """Which views the quality branches see: explicit ``*_frame_indices`` / ``fragment_offsets`` ([7, 7, chunks]
+    or [B, 7, 7, chunks] each, for h and w) replay a view; ``generator`` (fragment offsets) and ``frame_rng``
+    (frame starts) draw random ones as DOVER does. Nothing set: the deterministic (centred) views."""
+
+    technical_frame_indices: torch.Tensor | None = None
+    aesthetic_frame_indices: torch.Tensor | None = None
+    fragment_offsets: tuple[torch.Tensor, torch.Tensor] | None = None
+    generator: torch.Generator | None = None
+    frame_rng: Any = None
+
+
 class QualityScores(NamedTuple):
     """DOVER's two branches on one batch: the views, the head maps ``[N, 1, T', H', W']`` and the raw
     branch scores ``[B]`` (map means, fp32), plus ``extras()``: the maps and view metadata for diagnostics."""
@@ -151,32 +164,20 @@ class QualityBranches:
         return self
 
     def quality_scores(
-        self,
-        videos: torch.Tensor,
-        config: DoverConfig,
-        *,
-        technical_frame_indices: torch.Tensor | None = None,
-        aesthetic_frame_indices: torch.Tensor | None = None,
-        fragment_offsets: tuple[torch.Tensor, torch.Tensor] | None = None,
-        generator: torch.Generator | None = None,
-        frame_rng: Any = None,
+        self, videos: torch.Tensor, config: DoverConfig, sampling: ViewSampling = ViewSampling()
     ) -> QualityScores:
-        """Views of ``videos`` [B, T, 3, H, W] -> backbones (autocast) -> head maps and raw scores (fp32).
-
-        Views are deterministic by default; pass explicit ``*_frame_indices`` / ``fragment_offsets``
-        ([7, 7, chunks] or [B, 7, 7, chunks] each, for h and w) to replay a view, or ``generator``
-        (fragment offsets) and ``frame_rng`` (frame starts) to draw random ones as DOVER does.
-        """
+        """Views of ``videos`` [B, T, 3, H, W] drawn per ``sampling`` -> backbones (autocast) -> head maps
+        and raw scores (fp32)."""
         technical = technical_view(
             videos,
             clip_len=config.technical_clip_len,
             num_clips=config.technical_num_clips,
             frame_interval=config.technical_frame_interval,
             aligned=config.technical_aligned,
-            offsets=fragment_offsets,
-            generator=generator,
-            frame_indices=technical_frame_indices,
-            frame_rng=frame_rng,
+            offsets=sampling.fragment_offsets,
+            generator=sampling.generator,
+            frame_indices=sampling.technical_frame_indices,
+            frame_rng=sampling.frame_rng,
             fragments=config.technical_fragments,
             fragment_size=config.technical_fragment_size,
         )
@@ -185,8 +186,8 @@ class QualityBranches:
             clip_len=config.aesthetic_clip_len,
             t_frag=config.aesthetic_t_frag,
             frame_interval=config.aesthetic_frame_interval,
-            frame_indices=aesthetic_frame_indices,
-            frame_rng=frame_rng,
+            frame_indices=sampling.aesthetic_frame_indices,
+            frame_rng=sampling.frame_rng,
             size=config.aesthetic_size,
         )
         batch = videos.shape[0]
@@ -225,28 +226,11 @@ class DoverReward(QualityBranches, VideoReward):
         self.build_quality_branches(config)
 
     def _forward(
-        self,
-        videos: torch.Tensor,
-        prompts: list[str] | None,
-        *,
-        return_maps: bool = False,
-        technical_frame_indices: torch.Tensor | None = None,
-        aesthetic_frame_indices: torch.Tensor | None = None,
-        fragment_offsets: tuple[torch.Tensor, torch.Tensor] | None = None,
-        generator: torch.Generator | None = None,
-        frame_rng: Any = None,
+        self, videos: torch.Tensor, prompts: list[str] | None, *, return_maps: bool = False, **view_sampling: Any
     ) -> RewardOutput:
-        """Views -> backbones (autocast) -> heads (fp32) -> DOVER fusion (fp64); view arguments as in
-        :meth:`QualityBranches.quality_scores`."""
-        quality = self.quality_scores(
-            videos,
-            self.config,
-            technical_frame_indices=technical_frame_indices,
-            aesthetic_frame_indices=aesthetic_frame_indices,
-            fragment_offsets=fragment_offsets,
-            generator=generator,
-            frame_rng=frame_rng,
-        )
+        """Views -> backbones (autocast) -> heads (fp32) -> DOVER fusion (fp64); ``view_sampling`` takes
+        the fields of :class:`ViewSampling`."""
+        quality = self.quality_scores(videos, self.config, ViewSampling(**view_sampling))
         with full_precision(videos.device):
             fused = dover_fusion(quality.technical_raw, quality.aesthetic_raw)
         dtype = quality.technical_map.dtype

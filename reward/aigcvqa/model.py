@@ -22,7 +22,7 @@ from ..video.sampling import uniform_frame_indices
 from .alignment import ALIGNMENT_TINY, AlignmentBranch, AlignmentConfig
 from .blip import BlipSpec
 from .convnext3d import ConvNeXt3DConfig
-from .dover import DoverConfig, QualityBranches, dover_tiny_config
+from .dover import DoverConfig, QualityBranches, ViewSampling, dover_tiny_config
 from .swin3d import Swin3DConfig
 
 #: Submodules of each branch (what a stage-wise training recipe selects).
@@ -172,28 +172,12 @@ class AigcVqaReward(QualityBranches, VideoReward):
         return modules
 
     def _forward(
-        self,
-        videos: torch.Tensor,
-        prompts: list[str],
-        *,
-        return_maps: bool = False,
-        technical_frame_indices: torch.Tensor | None = None,
-        aesthetic_frame_indices: torch.Tensor | None = None,
-        fragment_offsets: tuple[torch.Tensor, torch.Tensor] | None = None,
-        generator: torch.Generator | None = None,
-        frame_rng: Any = None,
+        self, videos: torch.Tensor, prompts: list[str], *, return_maps: bool = False, **view_sampling: Any
     ) -> RewardOutput:
-        """Quality views and branches as in ``dover`` (same view arguments), alignment on
-        ``alignment.num_frames`` evenly spread frames; backbones under autocast, heads and sum in fp32."""
-        quality = self.quality_scores(
-            videos,
-            self.config.quality,
-            technical_frame_indices=technical_frame_indices,
-            aesthetic_frame_indices=aesthetic_frame_indices,
-            fragment_offsets=fragment_offsets,
-            generator=generator,
-            frame_rng=frame_rng,
-        )
+        """Quality views and branches as in ``dover`` (``view_sampling``: the fields of :class:`ViewSampling`),
+        alignment on ``alignment.num_frames`` evenly spread frames; backbones under autocast, heads and sum
+        in fp32."""
+        quality = self.quality_scores(videos, self.config.quality, ViewSampling(**view_sampling))
         input_ids, attention_mask = self.alignment.tokenize(prompts, videos.device)
         alignment = self.alignment(videos, input_ids, attention_mask, compute_dtype=self.compute_dtype)
         with full_precision(videos.device):

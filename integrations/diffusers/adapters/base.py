@@ -16,6 +16,7 @@ below). A reward fine-tuning loop reads::
 """
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
@@ -109,7 +110,7 @@ def _as_list(prompts: Sequence[str] | str) -> list[str]:
     return [prompts] if isinstance(prompts, str) else list(prompts)
 
 
-class VideoPipelineAdapter:
+class VideoPipelineAdapter(abc.ABC):
     """Family-specific access to a diffusers text-to-video pipeline (subclass per family).
 
     Subclasses set ``family``, ``pipeline_class_names``, ``frame_decoding`` and the compression
@@ -255,6 +256,7 @@ class VideoPipelineAdapter:
         self.scheduler.set_timesteps(num_inference_steps, device=self.device)
         return self.scheduler.timesteps
 
+    @abc.abstractmethod
     def prepare_latents(
         self,
         batch_size: int,
@@ -269,8 +271,8 @@ class VideoPipelineAdapter:
         A list of generators (one per sample) gives each sample the noise it would get alone,
         so a sample is reproducible whatever the batch it was drawn in.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def denoiser_forward(
         self, latents: torch.Tensor, t: torch.Tensor, prompt_embeds: PromptEmbeddings, guidance_scale: float = 1.0, **kwargs: Any
     ) -> torch.Tensor:
@@ -281,7 +283,6 @@ class VideoPipelineAdapter:
         The scheduler's ``scale_model_input`` is applied for scalar ``t`` only; it is the identity for
         the DDIM / DPM / UniPC / flow-matching schedulers these pipelines use.
         """
-        raise NotImplementedError
 
     def scheduler_step(
         self,
@@ -360,6 +361,6 @@ class VideoPipelineAdapter:
                 decoded = self._vae_decode(latents[:, :, :needed], generator).index_select(2, indices)
         return (decoded.float().permute(0, 2, 1, 3, 4) / 2 + 0.5).clamp(0, 1)
 
+    @abc.abstractmethod
     def _vae_decode(self, latents: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Canonical latents -> the VAE's raw output ``[B, 3, T, H, W]`` in about [-1, 1]."""
-        raise NotImplementedError

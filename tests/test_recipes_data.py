@@ -77,6 +77,14 @@ def test_table_readers_csv_jsonl_and_image_table(tmp_path):
         read_table(tmp_path / "t.xlsx")
 
 
+
+def test_csv_table_keeps_line_breaks_inside_quoted_prompts_and_errors_name_the_file_line(tmp_path):
+    (tmp_path / "m.csv").write_text('path,prompt,mos\na.mp4,"line one\nline two",3\n\nb.mp4,x\u2028y,4\n')
+    assert [item.prompt for item in read_table(tmp_path / "m.csv")] == ["line one\nline two", "x\u2028y"]
+    (tmp_path / "bad.csv").write_text('path,prompt,mos\na.mp4,"line one\nline two",3\n\nb.mp4,p,good\n')
+    with pytest.raises(DatasetError, match="bad.csv:5: MOS 'good' is not a number"):
+        read_table(tmp_path / "bad.csv")
+
 def test_missing_and_unreadable_files_are_all_named_before_training(tmp_path):
     good = _png(tmp_path / "good.png")
     broken = tmp_path / "broken.png"

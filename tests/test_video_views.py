@@ -12,12 +12,13 @@ from reward.video import (
     aesthetic_view,
     fragment_grid,
     fragment_offsets,
+    resize_frames,
     sample_fragments,
     technical_view,
     upsample_scale,
     upsample_small_video,
 )
-from reward.video.normalize import normalize_levels
+from reward.video.normalize import DOVER_MEAN, DOVER_STD, normalize_levels
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +155,26 @@ def test_resize_and_upsample_gradients_flow_to_pixels():
     assert (small.grad[..., :18, :23] != 0).all() and (small.grad[..., 20:, :] == 0).all()
     assert torch.allclose(view.fragment_boxes()[0, 6, 6, 0], torch.tensor([32, 49, 64, 81], dtype=torch.float64) / 3.5)
 
+
+
+def test_resize_frames_resizes_each_frame_and_keeps_frames_of_the_target_size():
+    video = torch.rand(2, 3, 3, 10, 14)
+    resized = resize_frames(video, (8, 6))
+    assert resized.shape == (2, 3, 3, 8, 6)
+    per_frame = torch.nn.functional.interpolate(video[1, 2:], size=(8, 6), mode="bilinear", antialias=True, align_corners=False)
+    assert torch.equal(resized[1, 2:], per_frame)
+    assert resize_frames(video, (10, 14)) is video
+
+
+def test_normalize_levels_takes_other_statistics_on_the_scale_of_the_input():
+    pixels = torch.rand(2, 3, 4, 5)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    expected = (pixels - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    assert torch.equal(normalize_levels(pixels, channel_dim=1, mean=mean, std=std), expected)
+    levels = pixels * 255
+    assert torch.equal(
+        normalize_levels(levels, channel_dim=1), normalize_levels(levels, channel_dim=1, mean=DOVER_MEAN, std=DOVER_STD)
+    )
 
 def test_unquantised_views_stay_close_and_views_handle_edge_sizes():
     video = torch.rand(1, 5, 3, 230, 250)

@@ -5,11 +5,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import WeightsNotFoundError
 from ..precision import backbone_autocast
+from ..video.normalize import normalize_levels
+from ..video.resize import resize_frames
 from ..video.sampling import uniform_frame_indices
 
 
@@ -44,7 +45,8 @@ class FrameBackbone(nn.Module):
     """Per-frame pooled features ``[B, T', C]`` of a timm backbone (final-stage features, globally pooled).
 
     Frames are resized to ``resolution`` x ``resolution`` (bilinear, antialiased) and normalised
-    with ``mean``/``std``; the backbone runs under the compute-dtype autocast, features return fp32.
+    with ``mean``/``std`` in the backbone's dtype; the backbone runs under the compute-dtype
+    autocast, features return in the backbone's dtype (fp32 unless the module was cast).
     Convolutional outputs are averaged over space; transformer tokens use the model's own pooling.
     """
 
@@ -64,8 +66,6 @@ class FrameBackbone(nn.Module):
         self.num_features = int(model.num_features)
         self.pixel_mean = tuple(float(v) for v in mean)
         self.pixel_std = tuple(float(v) for v in std)
-        self.register_buffer("mean", torch.tensor(self.pixel_mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(self.pixel_std).view(1, 3, 1, 1), persistent=False)
         self._checkpointing = False
 
     @property
@@ -80,14 +80,13 @@ class FrameBackbone(nn.Module):
     def forward(self, videos: torch.Tensor, compute_dtype: torch.dtype | None = None) -> torch.Tensor:
         videos = sample_frames(videos, self.num_frames)
         batch, frames = videos.shape[:2]
-        x = videos.flatten(0, 1).to(self.mean.dtype)
-        if tuple(x.shape[-2:]) != (self.resolution, self.resolution):
-            x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", antialias=True, align_corners=False)
-        x = (x - self.mean) / self.std
+        dtype = next(self.model.parameters()).dtype
+        x = resize_frames(videos.flatten(0, 1).to(dtype), self.resolution)
+        x = normalize_levels(x, channel_dim=1, mean=self.pixel_mean, std=self.pixel_std)
         with backbone_autocast(x.device, compute_dtype):
             features = self.model.forward_features(x)
             if features.ndim == 4:
                 pooled = features.mean(dim=(2, 3))
             else:
                 pooled = self.model.forward_head(features, pre_logits=True)
-        return pooled.to(self.mean.dtype).view(batch, frames, -1)
+        return pooled.to(dtype).view(batch, frames, -1)

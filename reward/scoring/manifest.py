@@ -1,12 +1,11 @@
 """CSV / JSONL manifests (``path``, ``prompt``[, ``id``]): every problem names its line number."""
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import ScoringInputError
+from ..manifest_rows import read_manifest_rows, resolve_listed_path
 from .inputs import VideoItem
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl")
@@ -21,16 +20,11 @@ def read_manifest(path: str | Path) -> list[VideoItem]:
     path = Path(path)
     if not path.is_file():
         raise ScoringInputError(f"manifest {path} does not exist.")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        rows = _csv_rows(path)
-    elif suffix == ".jsonl":
-        rows = _jsonl_rows(path)
-    else:
+    if path.suffix.lower() not in MANIFEST_SUFFIXES:
         raise ScoringInputError(f"manifest {path} must be {' or '.join(MANIFEST_SUFFIXES)} (columns path, prompt[, id]).")
     items: list[VideoItem] = []
     first_line: dict[str, int] = {}
-    for line, row in rows:
+    for line, row in _rows(path):
         item = _item(path, line, row)
         if item.id in first_line:
             raise ScoringInputError(
@@ -43,31 +37,22 @@ def read_manifest(path: str | Path) -> list[VideoItem]:
     return items
 
 
-def _csv_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        if "path" not in header:
-            raise ScoringInputError(f"{path} line 1: the header has no 'path' column (found {header}); expected path, prompt[, id].")
-        rows = []
-        for row in reader:
-            if None in row:
-                raise ScoringInputError(f"{path} line {reader.line_num}: more fields than the {len(header)} header columns.")
-            rows.append((reader.line_num, row))
-        return rows
-
-
-def _jsonl_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """Every row, checked for shape before any is turned into an item."""
+    header, parsed = read_manifest_rows(
+        path,
+        invalid_json=lambda line, error: ScoringInputError(
+            f"{path} line {line}: not valid JSON ({error.msg} at column {error.colno})."
+        ),
+    )
+    if header is not None and "path" not in header:
+        raise ScoringInputError(f"{path} line 1: the header has no 'path' column (found {header}); expected path, prompt[, id].")
     rows = []
-    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ScoringInputError(f"{path} line {line}: not valid JSON ({error.msg} at column {error.colno}).") from None
+    for line, row in parsed:
         if not isinstance(row, dict):
             raise ScoringInputError(f"{path} line {line}: expected a JSON object with path and prompt, got {type(row).__name__}.")
+        if None in row:
+            raise ScoringInputError(f"{path} line {line}: more fields than the {len(header)} header columns.")
         rows.append((line, row))
     return rows
 
@@ -88,7 +73,4 @@ def _item(path: Path, line: int, row: dict[str, Any]) -> VideoItem:
         raise ScoringInputError(f"{path} line {line}: no 'path' given; every row needs the video's path.")
     prompt = _text(path, line, row, "prompt")
     item_id = _text(path, line, row, "id") or video
-    resolved = Path(video).expanduser()
-    if not resolved.is_absolute():
-        resolved = path.parent / resolved
-    return VideoItem(id=item_id, path=str(resolved), prompt=prompt)
+    return VideoItem(id=item_id, path=str(resolve_listed_path(video, path.parent)), prompt=prompt)

@@ -2,7 +2,7 @@
 from .fragments import FragmentOffsets, fragment_grid, fragment_offsets, sample_fragments
 from .io import read_video, read_video_uint8, write_image, write_video
 from .normalize import DOVER_MEAN, DOVER_STD, normalize_levels
-from .resize import aesthetic_resize, upsample_scale, upsample_small_video
+from .resize import aesthetic_resize, resize_frames, upsample_scale, upsample_small_video
 from .sampling import dover_frame_indices, dover_segment_starts, uniform_frame_indices
 from .views import AestheticView, TechnicalView, aesthetic_view, technical_view
 
@@ -21,6 +21,7 @@ __all__ = [
     "normalize_levels",
     "read_video",
     "read_video_uint8",
+    "resize_frames",
     "sample_fragments",
     "technical_view",
     "uniform_frame_indices",

@@ -1,4 +1,4 @@
-"""Spatial resampling of [B, T, 3, H, W] videos: DOVER's aesthetic resize and its small-video upsample."""
+"""Spatial resampling of [B, T, 3, H, W] videos: frame resize, DOVER's aesthetic resize and its small-video upsample."""
 from __future__ import annotations
 
 import torch
@@ -10,11 +10,17 @@ from .quantize import MAX_LEVEL, round_levels, to_levels, truncate_levels
 VIEW_SIZE = 224
 
 
-def _per_frame(videos: torch.Tensor, resample) -> torch.Tensor:
-    """Apply a [N, 3, H, W] -> [N, 3, H', W'] resampler to every frame of [B, T, 3, H, W]."""
-    batch, frames = videos.shape[:2]
-    out = resample(videos.reshape(batch * frames, *videos.shape[2:]))
-    return out.reshape(batch, frames, *out.shape[1:])
+def resize_frames(frames: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Resize every [3, H, W] frame of [..., 3, H, W] to ``size`` (bilinear, antialiased, aspect not kept).
+
+    Frames already of that size come back unchanged (the resampler would return them bit for bit).
+    """
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(frames.shape[-2:]) == size:
+        return frames
+    flat = frames.reshape(-1, *frames.shape[-3:])
+    resized = F.interpolate(flat, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return resized.reshape(*frames.shape[:-2], *size)
 
 
 def aesthetic_resize(
@@ -26,11 +32,7 @@ def aesthetic_resize(
     ``quantize`` the input and the output are snapped to uint8 levels (half to even) by
     straight-through estimators, which reproduces the reference exactly for ``u8 / 255`` inputs.
     """
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    levels = to_levels(videos, quantize=quantize)
-    resized = _per_frame(
-        levels, lambda frames: F.interpolate(frames, size=size, mode="bilinear", align_corners=False, antialias=True)
-    )
+    resized = resize_frames(to_levels(videos, quantize=quantize), size)
     return round_levels(resized) if quantize else resized
 
 

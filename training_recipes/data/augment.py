@@ -9,7 +9,8 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+
+from reward.video.resize import resize_frames
 
 LUMA = (0.299, 0.587, 0.114)
 
@@ -41,9 +42,7 @@ class VideoAugment:
         crop_h, crop_w = max(1, round(height * math.sqrt(scale))), max(1, round(width * math.sqrt(scale)))
         top = int(torch.randint(0, height - crop_h + 1, (), generator=generator))
         left = int(torch.randint(0, width - crop_w + 1, (), generator=generator))
-        if (crop_h, crop_w) != (height, width):
-            crop = video[..., top : top + crop_h, left : left + crop_w]
-            video = F.interpolate(crop, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+        video = resize_frames(video[..., top : top + crop_h, left : left + crop_w], (height, width))
         video = video * uniform(1 - self.brightness, 1 + self.brightness)
         luma = (video * video.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True).mean()
         video = (video - luma) * uniform(1 - self.contrast, 1 + self.contrast) + luma

@@ -1,7 +1,6 @@
 """Dataset annotations -> a list of ``QualityItem``: T2VQA-DB, AIGIQA-20K-style tables, generic CSV/JSONL."""
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ from typing import Any
 import torch
 
 from reward.errors import DatasetError
+from reward.manifest_rows import read_manifest_rows, resolve_listed_path
 
 #: Column names of the generic manifest format (CSV with a header, or JSON lines).
 MANIFEST_COLUMNS = ("path", "prompt", "mos")
@@ -91,16 +91,21 @@ def read_table(
     base = Path(root).expanduser() if root is not None else table.parent
     path_key, prompt_key, mos_key = columns
     items = []
-    for where, row in _rows(table):
+    _, rows = read_manifest_rows(
+        table, encoding="utf-8-sig", invalid_json=lambda number, error: DatasetError(f"{table}:{number}: not valid JSON ({error})")
+    )
+    for number, row in rows:
+        where = f"{table}:{number}"
         if not isinstance(row, dict) or None in row:
             raise DatasetError(f"{where}: expected one value per header column (or a JSON object), got {row!r}")
         missing = [key for key in columns if key not in row]
         if missing:
             raise DatasetError(f"{where}: missing columns {missing} (has {sorted(row)}); set data.columns")
-        path = Path(str(row[path_key])).expanduser()
         extra = {k: v for k, v in row.items() if k not in columns}
         items.append(
-            QualityItem(path if path.is_absolute() else base / path, _prompt(row[prompt_key], where), _mos(row[mos_key], where), extra=extra)
+            QualityItem(
+                resolve_listed_path(str(row[path_key]), base), _prompt(row[prompt_key], where), _mos(row[mos_key], where), extra=extra
+            )
         )
     return _non_empty(items, table)
 
@@ -108,21 +113,6 @@ def read_table(
 def read_image_table(table: str | Path, images: str | Path | None = None, *, columns: Sequence[str] = IMAGE_TABLE_COLUMNS) -> list[QualityItem]:
     """AIGIQA-20K-style image table (``name, prompt, mos`` columns, images in ``images``); scored as T = 1."""
     return read_table(table, images, columns=columns)
-
-
-def _rows(table: Path):
-    text = table.read_text(encoding="utf-8-sig")
-    if table.suffix.lower() in {".jsonl", ".ndjson"}:
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    yield f"{table}:{number}", json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise DatasetError(f"{table}:{number}: not valid JSON ({error})") from None
-        return
-    delimiter = "\t" if table.suffix.lower() == ".tsv" else ","
-    for number, row in enumerate(csv.DictReader(text.splitlines(), delimiter=delimiter), start=2):
-        yield f"{table}:{number}", row
 
 
 def _non_empty(items: list[QualityItem], source: Path) -> list[QualityItem]:

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from reward.checkpoints import load_safetensors, save_safetensors
 from reward.errors import DatasetError
 from reward.video.io import read_video
+from reward.video.resize import resize_frames
 from reward.video.sampling import uniform_frame_indices
 
 from .items import QualityItem
@@ -34,8 +34,8 @@ class FramePrep:
     def apply(self, frames: torch.Tensor) -> torch.Tensor:
         if self.num_frames is not None:
             frames = frames[uniform_frame_indices(frames.shape[0], self.num_frames)]
-        if self.size is not None and tuple(frames.shape[-2:]) != tuple(self.size):
-            frames = F.interpolate(frames, size=tuple(self.size), mode="bilinear", antialias=True, align_corners=False)
+        if self.size is not None:
+            frames = resize_frames(frames, tuple(self.size))
         return frames.clamp(0, 1)
 
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from reward.checkpoints import atomic_path
+from reward.video.resize import resize_frames
 from reward.video.sampling import uniform_frame_indices
 
 #: Width of the text column left of each row, in pixels.
@@ -37,7 +37,7 @@ def _thumbnails(video: torch.Tensor, num_frames: int, thumb_height: int) -> torc
     """``num_frames`` evenly spread frames resized to ``thumb_height`` (aspect kept), uint8 [H, W*k, 3]."""
     frames = video[uniform_frame_indices(video.shape[0], num_frames)].float()
     width = max(1, round(frames.shape[-1] * thumb_height / frames.shape[-2]))
-    frames = F.interpolate(frames, size=(thumb_height, width), mode="bilinear", align_corners=False, antialias=True)
+    frames = resize_frames(frames, (thumb_height, width))
     gap = frames.new_ones(3, thumb_height, GAP)
     strip = torch.cat([part for frame in frames for part in (frame, gap)][:-1], dim=-1)
     return strip.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
+from ..video.resize import resize_frames
 from ..video.sampling import uniform_frame_indices
 from . import draw
 from .maps import FrameMaps
@@ -51,7 +51,7 @@ def shown_frames(num_frames: int) -> torch.Tensor:
 def panel_frames(video: torch.Tensor, frames: torch.Tensor) -> np.ndarray:
     """The shown ``frames`` of ``video`` [T, 3, H, W] resized to panel size (antialiased): uint8 [F, ph, pw, 3]."""
     size = panel_size(*video.shape[-2:])
-    small = F.interpolate(video[frames].float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+    small = resize_frames(video[frames].float(), size)
     return (small.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 

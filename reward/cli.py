@@ -12,6 +12,8 @@ from .errors import CheckpointError, RewardInputError, ScoringInputError, Weight
 from .precision import DTYPES
 from .registry import list_rewards, load, reward_spec
 
+#: ``reward.aigcvqa.model.SIZES`` names, spelled out so building the parser imports no model code.
+CONVERT_SIZES = ("paper", "small", "tiny")
 #: Rows of the per-video table printed when the results also go to a file.
 ROWS_SHOWN_WITH_FILE = 20
 DEFAULT_REWARD = "aigc-vqa"
@@ -97,8 +99,6 @@ def _explain_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _convert_parser(commands: argparse._SubParsersAction) -> None:
-    from .aigcvqa.model import SIZES
-
     convert = commands.add_parser(
         "convert",
         help="write a native aigc-vqa checkpoint from DOVER.pth + ImageReward.pt (the zero-shot start)",
@@ -109,7 +109,7 @@ def _convert_parser(commands: argparse._SubParsersAction) -> None:
     convert.add_argument("--dover", required=True, help="DOVER.pth: a path, hub id (owner/repo/file) or URL")
     convert.add_argument("--imagereward", required=True, help="ImageReward.pt: a path, a folder holding it, a hub id or URL")
     convert.add_argument("--med-config", help="ImageReward's med_config.json (default: the one beside the checkpoint)")
-    convert.add_argument("--sizes", default="paper", choices=sorted(SIZES), help="branch sizes of the checkpoints (default paper)")
+    convert.add_argument("--sizes", default="paper", choices=CONVERT_SIZES, help="branch sizes of the checkpoints (default paper)")
     convert.add_argument("--tokenizer", help="BERT vocabulary the saved model reads at run time (default: hub bert-base-uncased)")
     convert.add_argument("--out", required=True, help="folder to write")
     convert.set_defaults(run=_run_convert)
@@ -208,7 +208,7 @@ def _run_convert(args: argparse.Namespace) -> int:
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    from .scoring.report import format_table
+    from .text_table import format_table
 
     specs = [reward_spec(name) for name in list_rewards()]
     if args.json:

@@ -1,6 +1,7 @@
 """Named reward presets (pyiqa-style): ``load(name)``, ``list_rewards()``, metadata per reward."""
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,8 +11,10 @@ from typing import Any
 import torch
 
 from .base import CONFIG_NAME, VideoReward, place
+from .builtin_presets import BUILTIN_PRESETS
 
-#: Modules that register the built-in presets when imported.
+#: Modules that register the built-in presets and architectures when imported; which preset lives in
+#: which module is in reward.builtin_presets.BUILTIN_PRESETS, so a module is imported when first needed.
 BUILTIN_PRESET_MODULES: tuple[str, ...] = (
     "reward.simple",
     "reward.mixture",
@@ -67,18 +70,44 @@ def import_builtin_architectures() -> None:
 
 
 def list_rewards() -> list[str]:
-    """Names accepted by ``reward.load``."""
-    import_builtin_architectures()
-    return sorted(_REWARDS)
+    """Names accepted by ``reward.load`` (lists the built-in presets without importing them)."""
+    return sorted({*_REWARDS, *BUILTIN_PRESETS})
 
 
 def reward_spec(name: str) -> RewardSpec:
-    """Metadata of a registered reward; a clear error lists the known names."""
-    import_builtin_architectures()
-    try:
+    """Metadata of a reward, without importing a built-in preset's module; a clear error lists the known names."""
+    if name in _REWARDS:
         return _REWARDS[name]
-    except KeyError:
-        raise KeyError(f"unknown reward {name!r}; choose one of {sorted(_REWARDS)}") from None
+    if name not in BUILTIN_PRESETS:
+        raise _unknown(name)
+    preset = BUILTIN_PRESETS[name]
+    return RewardSpec(
+        name,
+        functools.partial(_build_builtin, name),
+        preset.description,
+        preset.components,
+        preset.weight_sources,
+        preset.higher_is_better,
+        preset.score_range,
+        preset.tags,
+    )
+
+
+def _registered_spec(name: str) -> RewardSpec:
+    """The registered spec of ``name``, importing the module of a built-in preset on first use."""
+    if name not in _REWARDS and name in BUILTIN_PRESETS:
+        importlib.import_module(BUILTIN_PRESETS[name].module)
+    if name not in _REWARDS:
+        raise _unknown(name)
+    return _REWARDS[name]
+
+
+def _unknown(name: str) -> KeyError:
+    return KeyError(f"unknown reward {name!r}; choose one of {list_rewards()}")
+
+
+def _build_builtin(name: str, weights: Any = None, pretrained: Any = True, **overrides: Any) -> VideoReward:
+    return _registered_spec(name).builder(weights=weights, pretrained=pretrained, **overrides)
 
 
 def load(
@@ -96,7 +125,7 @@ def load(
     reward's own converter accepts (e.g. ``DOVER.pth``), as a path, hub id or URL.
     ``pretrained=False`` builds random weights; ``dtype`` sets the backbone autocast dtype.
     """
-    spec = reward_spec(name)
+    spec = _registered_spec(name)
     if weights is not None and not isinstance(weights, dict) and _is_native_folder(weights):
         if overrides:
             raise ValueError(f"overrides {sorted(overrides)} cannot change a saved model; edit its config.json instead")

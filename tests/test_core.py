@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 import reward
+from reward import registry
 from reward.base import VideoReward, register_architecture
 from reward.checkpoints import atomic_path, load_state_dict_strict
 from reward.errors import CheckpointError, RewardInputError, WeightsNotFoundError
@@ -176,3 +180,57 @@ def test_atomic_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(current)
     assert (tmp_path / "table.csv").stat().st_mode & 0o777 == 0o644
+
+
+def test_builtin_preset_table_matches_the_registrations():
+    """reward.builtin_presets names exactly what the built-in modules register, in which module, with the same
+    metadata; the CLI's --sizes choices are AIGC-VQA's named sizes."""
+    from reward.aigcvqa.model import SIZES
+    from reward.builtin_presets import BUILTIN_PRESETS, BuiltinPreset
+    from reward.cli import CONVERT_SIZES
+    from reward.registry import _REWARDS, BUILTIN_PRESET_MODULES, import_builtin_architectures
+
+    import_builtin_architectures()
+    registered = {
+        name: BuiltinPreset(
+            spec.builder.__module__, spec.description, spec.components, spec.weight_sources,
+            spec.higher_is_better, spec.score_range, spec.tags,
+        )
+        for name, spec in _REWARDS.items()
+        if spec.builder.__module__ in BUILTIN_PRESET_MODULES
+    }
+    assert registered == BUILTIN_PRESETS
+    assert sorted(CONVERT_SIZES) == sorted(SIZES)
+
+
+def test_listing_and_describing_rewards_imports_no_model_code():
+    """`aigc-reward list` and reward.list_rewards / reward_spec stay fast: the preset modules load on first use."""
+    script = """
+import sys
+import reward
+from reward.cli import main
+heavy = ("reward.simple", "reward.aigcvqa.presets", "reward.pcqa.presets", "timm", "open_clip", "transformers", "diffusers")
+assert main(["list", "--json"]) == 0
+specs = [reward.reward_spec(name) for name in reward.list_rewards()]
+assert [m for m in heavy if m in sys.modules] == [], sorted(sys.modules)
+assert specs[0].name == "aigc-vqa" and specs[0].components == ("technical", "aesthetic", "alignment")
+model = reward.reward_spec("brightness").builder(pretrained=False)
+assert type(model).__name__ == "StatisticReward" and "reward.simple" in sys.modules
+assert "reward.pcqa.presets" not in sys.modules
+"""
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["name"] == "aigc-vqa"
+
+
+def test_user_presets_register_beside_the_builtin_ones(monkeypatch):
+    monkeypatch.setattr(registry, "_REWARDS", dict(registry._REWARDS))  # the test's preset goes with it
+
+    @reward.register_reward("test-user-linear", description="a user preset", components=("linear",), weight_sources="none")
+    def build(weights=None, pretrained=True, **overrides):
+        return _LinearReward(_LinearConfig(**overrides))
+
+    assert "test-user-linear" in reward.list_rewards() and "aigc-vqa" in reward.list_rewards()
+    assert reward.reward_spec("test-user-linear").builder is build
+    assert reward.load("test-user-linear", width=3).proj.out_features == 3

@@ -1,6 +1,7 @@
 """The built-in presets' names, the module registering each, and its metadata, so that listing and
 describing rewards imports no model code (open_clip, timm, transformers: seconds). Kept equal to
-what the modules register by tests/test_core.py::test_builtin_preset_table_matches_the_registrations."""
+what the modules register by tests/test_core.py::test_builtin_preset_table_matches_the_registrations;
+the preset modules register through ``reward.registry.register_builtin_reward``, which reads this table."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -63,6 +63,20 @@ def register_reward(
     return decorate
 
 
+def register_builtin_reward(name: str) -> Callable[[Callable[..., VideoReward]], Callable[..., VideoReward]]:
+    """``register_reward`` for a built-in preset, with the metadata reward.builtin_presets lists for it."""
+    preset = BUILTIN_PRESETS[name]
+    return register_reward(
+        name,
+        description=preset.description,
+        components=preset.components,
+        weight_sources=preset.weight_sources,
+        higher_is_better=preset.higher_is_better,
+        score_range=preset.score_range,
+        tags=preset.tags,
+    )
+
+
 def import_builtin_architectures() -> None:
     """Import the modules that register built-in rewards and architectures (idempotent)."""
     for module in BUILTIN_PRESET_MODULES:

@@ -12,7 +12,7 @@ import torch
 
 from .base import VideoReward, register_architecture
 from .output import RewardOutput
-from .registry import register_reward
+from .registry import register_builtin_reward
 
 
 @dataclass
@@ -67,19 +67,5 @@ def _builder(statistic: str):
     return build
 
 
-register_reward(
-    "colorfulness",
-    description="Hasler-Suesstrunk colorfulness (no weights; a hackable sanity target)",
-    components=("colorfulness",),
-    weight_sources="none: closed form",
-    score_range=(0.0, 200.0),
-    tags=("simple",),
-)(_builder("colorfulness"))
-register_reward(
-    "brightness",
-    description="mean luma in [0, 1] (no weights; a hackable sanity target)",
-    components=("brightness",),
-    weight_sources="none: closed form",
-    score_range=(0.0, 1.0),
-    tags=("simple",),
-)(_builder("brightness"))
+for _statistic in ("colorfulness", "brightness"):
+    register_builtin_reward(_statistic)(_builder(_statistic))

@@ -203,6 +203,22 @@ def test_builtin_preset_table_matches_the_registrations():
     assert sorted(CONVERT_SIZES) == sorted(SIZES)
 
 
+def test_listed_weight_sources_name_the_hub_files_the_loaders_fetch():
+    """The preset table's weight-source text (also the loaders' error text) names the default hub files."""
+    from reward.aigcvqa.dover_checkpoint import DOVER_DEFAULT_WEIGHTS, DOVER_HUB_REPO, WHERE_DOVER_WEIGHTS_COME_FROM
+    from reward.aigcvqa.imagereward_checkpoint import CHECKPOINT_NAME, HUB_REPO
+    from reward.aigcvqa.zero_shot import WHERE_AIGC_VQA_WEIGHTS_COME_FROM
+    from reward.builtin_presets import BUILTIN_PRESETS
+
+    assert f"huggingface.co/{DOVER_HUB_REPO}/resolve/main/DOVER.pth" in WHERE_DOVER_WEIGHTS_COME_FROM
+    assert DOVER_DEFAULT_WEIGHTS in WHERE_AIGC_VQA_WEIGHTS_COME_FROM and HUB_REPO in WHERE_AIGC_VQA_WEIGHTS_COME_FROM
+    assert f"hub {HUB_REPO} ({CHECKPOINT_NAME} + med_config.json)" in BUILTIN_PRESETS["imagereward"].weight_sources
+    from reward.pcqa.presets import CONVNEXT_S, EFFICIENTVIT_L, EVA02_B
+
+    for name, backbone in (("pcqa-convnext-s", CONVNEXT_S), ("pcqa-efficientvit-l", EFFICIENTVIT_L), ("pcqa-eva02-b", EVA02_B)):
+        assert f"timm ImageNet {backbone} from the hub" in BUILTIN_PRESETS[name].weight_sources
+
+
 def test_listing_and_describing_rewards_imports_no_model_code():
     """`aigc-reward list` and reward.list_rewards / reward_spec stay fast: the preset modules load on first use."""
     script = """

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import WeightsNotFoundError
-from ..registry import register_reward
+from ..registry import register_builtin_reward
 from .model import AigcVqaReward, aigc_vqa_config
 from .zero_shot import DEFAULT_SOURCES, WHERE_AIGC_VQA_WEIGHTS_COME_FROM, build_zero_shot
 
@@ -52,13 +52,7 @@ def _native(name: str, weights: str | os.PathLike, overrides: dict[str, Any]) ->
     return AigcVqaReward.from_pretrained(weights)
 
 
-@register_reward(
-    "aigc-vqa",
-    description="AIGC-VQA: technical (Swin-3D) + aesthetic (ConvNeXt-3D) + alignment (BLIP + ST-Adapter), summed",
-    components=AigcVqaReward.component_names,
-    weight_sources=WHERE_AIGC_VQA_WEIGHTS_COME_FROM,
-    tags=("video-quality", "alignment", "aigc"),
-)
+@register_builtin_reward("aigc-vqa")
 def build_aigc_vqa(weights: Any = None, pretrained: bool = True, **overrides: Any) -> AigcVqaReward:
     """Paper sizes and views. ``weights``: a native folder / URL / hub id, or a dict of ``dover``,
     ``imagereward`` (and ``med_config``) sources for the zero-shot start (missing keys: the public defaults).
@@ -66,12 +60,6 @@ def build_aigc_vqa(weights: Any = None, pretrained: bool = True, **overrides: An
     return _build("aigc-vqa", "paper", weights, pretrained, DEFAULT_SOURCES, overrides)
 
 
-@register_reward(
-    "aigc-vqa-tiny",
-    description="AIGC-VQA with tiny widths and 4-frame views (random weights, in-memory tokenizer; for tests)",
-    components=AigcVqaReward.component_names,
-    weight_sources="none published: random weights (pretrained=False), or a native folder of this size",
-    tags=("video-quality", "alignment", "aigc", "tiny"),
-)
+@register_builtin_reward("aigc-vqa-tiny")
 def build_aigc_vqa_tiny(weights: Any = None, pretrained: bool = True, **overrides: Any) -> AigcVqaReward:
     return _build("aigc-vqa-tiny", "tiny", weights, pretrained, None, overrides)

@@ -8,11 +8,10 @@ from typing import Any
 import torch
 
 from ..errors import WeightsNotFoundError
-from ..registry import register_reward
+from ..registry import register_builtin_reward
 from .blip import BLIP_TINY, replace_config
 from .imagereward import ImageRewardConfig, ImageRewardVideo
 from .imagereward_checkpoint import (
-    CHECKPOINT_NAME,
     HUB_REPO,
     load_imagereward_weights,
     read_imagereward,
@@ -47,13 +46,7 @@ def build_imagereward(
     return model
 
 
-@register_reward(
-    "imagereward",
-    description="ImageReward (BLIP ViT-L + BERT) per frame, averaged over frames",
-    components=("imagereward",),
-    weight_sources=f"hub {HUB_REPO} ({CHECKPOINT_NAME} + med_config.json); tokenizer: hub bert-base-uncased",
-    tags=("alignment", "image"),
-)
+@register_builtin_reward("imagereward")
 def imagereward(weights: WeightsSource = None, pretrained: bool = True, **overrides: Any) -> ImageRewardVideo:
     """The public ImageReward-v1.0; ``weights`` may be a local file or folder, a hub id or a URL."""
     return build_imagereward(
@@ -61,13 +54,7 @@ def imagereward(weights: WeightsSource = None, pretrained: bool = True, **overri
     )
 
 
-@register_reward(
-    "imagereward-tiny",
-    description="tiny random ImageReward for tests (character vocabulary built in memory)",
-    components=("imagereward",),
-    weight_sources="none: random weights (pretrained=False)",
-    tags=("alignment", "image", "tiny"),
-)
+@register_builtin_reward("imagereward-tiny")
 def imagereward_tiny(weights: WeightsSource = None, pretrained: bool = True, **overrides: Any) -> ImageRewardVideo:
     """Random weights at BLIP_TINY sizes; needs ``pretrained=False`` unless ``weights`` are given."""
     if weights is None and pretrained:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from ..builtin_presets import BUILTIN_PRESETS
 from ..checkpoints import load_state_dict_strict, load_torch_checkpoint, strip_prefix
 from ..errors import WeightsNotFoundError
 from ..weights import resolve_file
@@ -19,17 +20,11 @@ from ..weights import resolve_file
 DOVER_HUB_REPO = "teowu/DOVER"
 #: Default source of the public DOVER weights, as accepted by ``weights=`` (hub repo / file).
 DOVER_DEFAULT_WEIGHTS = f"{DOVER_HUB_REPO}/DOVER.pth"
-#: The same file on the official GitHub release.
-DOVER_RELEASE_URL = "https://github.com/VQAssessment/DOVER/releases/download/v0.1.0/DOVER.pth"
 #: Top-level key prefixes of DOVER.pth, one per module.
 DOVER_PARTS = ("technical_backbone", "aesthetic_backbone", "technical_head", "aesthetic_head")
 
-WHERE_DOVER_WEIGHTS_COME_FROM = (
-    f"DOVER.pth is published by the DOVER authors on the Hugging Face hub "
-    f"(https://huggingface.co/{DOVER_HUB_REPO}/resolve/main/DOVER.pth) and on GitHub ({DOVER_RELEASE_URL}). "
-    "Download it and pass weights='/path/to/DOVER.pth' (a hub id or URL works too), "
-    "or pass pretrained=False for random weights."
-)
+#: Where DOVER.pth comes from and how to pass it (the ``dover`` preset's listed weight sources).
+WHERE_DOVER_WEIGHTS_COME_FROM = BUILTIN_PRESETS["dover"].weight_sources
 
 
 class DoverBranches(nn.ModuleDict):

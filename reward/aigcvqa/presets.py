@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import WeightsNotFoundError
-from ..registry import register_reward
+from ..registry import register_builtin_reward
 from .dover import DoverConfig, DoverReward, dover_tiny_config
-from .dover_checkpoint import DOVER_DEFAULT_WEIGHTS, WHERE_DOVER_WEIGHTS_COME_FROM, read_dover_state_dict
+from .dover_checkpoint import DOVER_DEFAULT_WEIGHTS, read_dover_state_dict
 
 
 def _build(config: DoverConfig, weights: Any, pretrained: bool, default: Any, name: str) -> DoverReward:
@@ -25,26 +25,12 @@ def _build(config: DoverConfig, weights: Any, pretrained: bool, default: Any, na
     return DoverReward(config).load_dover_checkpoint(state, name=str(source))
 
 
-@register_reward(
-    "dover",
-    description="DOVER overall video quality (technical Swin-3D + aesthetic ConvNeXt-3D, score-level fusion)",
-    components=DoverReward.component_names,
-    weight_sources=WHERE_DOVER_WEIGHTS_COME_FROM,
-    score_range=(0.0, 1.0),
-    tags=("video-quality", "no-prompt"),
-)
+@register_builtin_reward("dover")
 def build_dover(weights: Any = None, pretrained: bool = True, **overrides: Any) -> DoverReward:
     """Public DOVER sizes and evaluation views; ``weights``: DOVER.pth as a path, hub id or URL."""
     return _build(DoverConfig(**overrides), weights, pretrained, DOVER_DEFAULT_WEIGHTS, "dover")
 
 
-@register_reward(
-    "dover-tiny",
-    description="DOVER with reduced widths and 16-frame views (random weights; for tests and quick checks)",
-    components=DoverReward.component_names,
-    weight_sources="none published: random weights (pretrained=False) or a DOVER.pth-layout file of the tiny size",
-    score_range=(0.0, 1.0),
-    tags=("video-quality", "no-prompt", "tiny"),
-)
+@register_builtin_reward("dover-tiny")
 def build_dover_tiny(weights: Any = None, pretrained: bool = True, **overrides: Any) -> DoverReward:
     return _build(dover_tiny_config(**overrides), weights, pretrained, None, "dover-tiny")

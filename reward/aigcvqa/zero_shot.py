@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ..builtin_presets import BUILTIN_PRESETS
 from ..errors import WeightsNotFoundError
 from .dover_checkpoint import DOVER_DEFAULT_WEIGHTS, read_dover_state_dict
 from .imagereward_checkpoint import HUB_REPO as IMAGEREWARD_HUB_REPO
@@ -24,13 +25,8 @@ Source = str | os.PathLike | Mapping[str, torch.Tensor]
 #: Where the zero-shot model's parts come from by default (``weights=`` dict keys).
 DEFAULT_SOURCES = {"dover": DOVER_DEFAULT_WEIGHTS, "imagereward": IMAGEREWARD_HUB_REPO}
 
-WHERE_AIGC_VQA_WEIGHTS_COME_FROM = (
-    "No AIGC-VQA weights are published: aigc-vqa starts zero-shot from DOVER.pth (technical and aesthetic "
-    f"branches; hub {DOVER_DEFAULT_WEIGHTS}) and ImageReward.pt (alignment branch; hub {IMAGEREWARD_HUB_REPO}, "
-    "with its med_config.json) with the ST-Adapter at identity. Pass weights={'dover': '/path/DOVER.pth', "
-    "'imagereward': '/path/ImageReward.pt'} (paths, hub ids or URLs), a folder written by save_pretrained() or "
-    "`aigc-reward convert`, or pretrained=False for random weights."
-)
+#: Where the zero-shot parts come from and how to pass them (the ``aigc-vqa`` preset's listed weight sources).
+WHERE_AIGC_VQA_WEIGHTS_COME_FROM = BUILTIN_PRESETS["aigc-vqa"].weight_sources
 
 
 def build_zero_shot(

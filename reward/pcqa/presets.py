@@ -11,7 +11,7 @@ from typing import Any
 
 from ..base import VideoReward
 from ..errors import WeightsNotFoundError
-from ..registry import register_reward
+from ..registry import register_builtin_reward
 from .config import PCQAConfig, PCQAEnsembleConfig, TextTowerConfig
 from .ensemble import PCQAEnsemble
 from .model import PCQAReward
@@ -106,39 +106,14 @@ def _preset(name: str, make_config: Callable[..., Any], model_cls: type[VideoRew
     return build
 
 
-_SOURCES = (
-    "none public (train with training_recipes); pretrained='backbones': open_clip ViT-H-14-quickgelu/dfn5b + "
-    "EVA02-L-14/merged2b_s4b_b131k text towers and timm ImageNet {backbone} from the hub"
-)
-_PCQA = ("pcqa", "prompt-conditioned")
-
-#: name -> (config factory, model class, description, components, weight sources, tags)
-PRESETS: dict[str, tuple] = {
-    "pcqa-convnext-s": (
-        convnext_s_config, PCQAReward, "PCQA with a ConvNeXt-S frame backbone and dot mixer (prompt-conditioned quality)",
-        ("quality",), _SOURCES.format(backbone=CONVNEXT_S), _PCQA,
-    ),
-    "pcqa-efficientvit-l": (
-        efficientvit_l_config, PCQAReward, "PCQA with an EfficientViT-L2 frame backbone and concat mixer",
-        ("quality",), _SOURCES.format(backbone=EFFICIENTVIT_L), _PCQA,
-    ),
-    "pcqa-eva02-b": (
-        eva02_b_config, PCQAReward, "PCQA with an EVA02-B frame backbone (224 input) and dot mixer",
-        ("quality",), _SOURCES.format(backbone=EVA02_B), _PCQA,
-    ),
-    "pcqa-ensemble": (
-        ensemble_config, PCQAEnsemble,
-        "z-normalised average of PCQA ConvNeXt-S, EfficientViT-L2 and EVA02-B; optional flip TTA",
-        ("member_0", "member_1", "member_2"), _SOURCES.format(backbone=f"{CONVNEXT_S}, {EFFICIENTVIT_L}, {EVA02_B}"),
-        (*_PCQA, "ensemble"),
-    ),
-    "pcqa-tiny": (
-        tiny_config, PCQAReward, "tiny random PCQA (tiny text towers, timm test_convnext) for tests; seconds on CPU",
-        ("quality",), "none: random (pretrained=False)", (*_PCQA, "tiny"),
-    ),
+#: name -> (config factory, model class); descriptions and weight sources are in reward.builtin_presets.
+PRESETS: dict[str, tuple[Callable[..., Any], type[VideoReward]]] = {
+    "pcqa-convnext-s": (convnext_s_config, PCQAReward),
+    "pcqa-efficientvit-l": (efficientvit_l_config, PCQAReward),
+    "pcqa-eva02-b": (eva02_b_config, PCQAReward),
+    "pcqa-ensemble": (ensemble_config, PCQAEnsemble),
+    "pcqa-tiny": (tiny_config, PCQAReward),
 }
 
-for _name, (_factory, _model_cls, _description, _components, _sources, _tags) in PRESETS.items():
-    register_reward(_name, description=_description, components=_components, weight_sources=_sources, tags=_tags)(
-        _preset(_name, _factory, _model_cls, tiny=_name == "pcqa-tiny")
-    )
+for _name, (_factory, _model_cls) in PRESETS.items():
+    register_builtin_reward(_name)(_preset(_name, _factory, _model_cls, tiny=_name == "pcqa-tiny"))

@@ -250,3 +250,21 @@ def test_user_presets_register_beside_the_builtin_ones(monkeypatch):
     assert "test-user-linear" in reward.list_rewards() and "aigc-vqa" in reward.list_rewards()
     assert reward.reward_spec("test-user-linear").builder is build
     assert reward.load("test-user-linear", width=3).proj.out_features == 3
+
+
+def test_the_readme_user_reward_example_runs_and_round_trips(monkeypatch, tmp_path):
+    """The README's "Your own reward" block registers, loads, scores, and reloads from save_pretrained."""
+    from reward import base
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("<!-- user-reward-example -->\n```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setattr(registry, "_REWARDS", dict(registry._REWARDS))
+    monkeypatch.setattr(base, "ARCHITECTURES", dict(base.ARCHITECTURES))
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    model = namespace["model"]
+    videos = torch.zeros(1, 2, 3, 8, 8)
+    videos[:, :, 0] = 1.0
+    assert torch.allclose(model.score(videos, "red").score, torch.tensor([2.0]))
+    model.save_pretrained(tmp_path / "redness")
+    assert reward.load("redness", weights=tmp_path / "redness").gain.item() == 2.0

@@ -154,7 +154,16 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(uninterrupted,
     assert second.metrics == pytest.approx(uninterrupted.metrics)
 
 
-def test_a_second_signal_stops_at_once(tmp_path):
+@pytest.fixture
+def python_sigint_handler():
+    """Python's own SIGINT handler for the test: a process started in the background of a non-interactive
+    shell (nohup, `&`) inherits SIGINT ignored, and the runner hands a second signal to whatever was there."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_second_signal_stops_at_once(tmp_path, python_sigint_handler):
     def interrupt_twice(state):
         if state.global_step == 3:
             signal.raise_signal(signal.SIGINT)  # runs the handler at once: two os.kill()s may arrive as one

@@ -1,5 +1,5 @@
 """``aigc-reward``: score videos, folders and manifests (also under ``accelerate launch``), explain a
-score, convert public checkpoints into a native aigc-vqa one, list rewards."""
+score, convert public checkpoints into a native aigc-vqa one, list rewards, benchmark a reward."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +19,7 @@ ROWS_SHOWN_WITH_FILE = 20
 DEFAULT_REWARD = "aigc-vqa"
 
 
-def _model_arguments(parser: argparse.ArgumentParser) -> None:
+def _model_arguments(parser: argparse.ArgumentParser, *, dtype: bool = True) -> None:
     parser.add_argument("--reward", default=DEFAULT_REWARD, help=f"reward name from `aigc-reward list` (default {DEFAULT_REWARD})")
     parser.add_argument(
         "--weights",
@@ -30,7 +30,14 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--random-weights", action="store_true", help="build the reward with random weights (tests, demos)")
     parser.add_argument("--device", help="torch device (default: the process's accelerate device: cuda if available, else cpu)")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), help="backbone autocast dtype, e.g. bf16 (heads stay fp32)")
+    if dtype:
+        parser.add_argument("--dtype", choices=sorted(DTYPES), help="backbone autocast dtype, e.g. bf16 (heads stay fp32)")
+
+
+def _default_device(args: argparse.Namespace) -> str:
+    import torch
+
+    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _check_reward_name(name: str) -> None:
@@ -54,7 +61,7 @@ def weights_argument(values: Sequence[str] | None) -> str | dict[str, str] | Non
 
 def _load_model(args: argparse.Namespace, device: object):
     weights = weights_argument(args.weights)
-    return load(args.reward, weights, pretrained=not args.random_weights, device=device, dtype=args.dtype)
+    return load(args.reward, weights, pretrained=not args.random_weights, device=device, dtype=getattr(args, "dtype", None))
 
 
 def _score_parser(commands: argparse._SubParsersAction) -> None:
@@ -121,6 +128,25 @@ def _list_parser(commands: argparse._SubParsersAction) -> None:
     listing.set_defaults(run=_run_list)
 
 
+def _bench_parser(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser(
+        "bench",
+        help="time a reward's forward and forward+backward, and its peak memory, per compute dtype",
+        description="Score random videos with the reward: best no-grad forward (`score`) and forward+backward into the "
+        "pixels (as fine-tuning uses it) over --iterations, and the forward+backward peak memory, for each --dtypes. "
+        "Weight values do not change the cost, so --random-weights measures the real thing.",
+    )
+    _model_arguments(bench, dtype=False)
+    bench.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=sorted(DTYPES), help="compute dtypes to compare (default fp32 bf16)")
+    bench.add_argument("--batch-size", type=int, default=1)
+    bench.add_argument("--frames", type=int, default=16)
+    bench.add_argument("--size", type=int, default=224, help="frame side in pixels")
+    bench.add_argument("--iterations", type=int, default=3, help="timed passes of each kind (the best is reported)")
+    bench.add_argument("--checkpointing", action="store_true", help="also measure with activation checkpointing")
+    bench.add_argument("--json", action="store_true", help="print as JSON")
+    bench.set_defaults(run=_run_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aigc-reward", description="AIGC video quality rewards from the command line.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     _explain_parser(commands)
     _convert_parser(commands)
     _list_parser(commands)
+    _bench_parser(commands)
     return parser
 
 
@@ -178,14 +205,12 @@ def _run_score(args: argparse.Namespace) -> int:
 
 
 def _run_explain(args: argparse.Namespace) -> int:
-    import torch
-
     from .explain import explain_video
     from .video.io import read_video
 
     _check_reward_name(args.reward)
     video = read_video(args.video)
-    model = _load_model(args, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = _load_model(args, _default_device(args))
     result = explain_video(model, video, args.prompt, args.out, name=args.name, reward_name=args.reward, fps=args.fps)
     if args.json:
         print(json.dumps({"png": str(result.png), "mp4": str(result.mp4), "scores": result.scores}, indent=2))
@@ -227,6 +252,25 @@ def _run_list(args: argparse.Namespace) -> int:
         return 0
     rows = [[s.name, ", ".join(s.components), s.weight_sources, s.description] for s in specs]
     print(format_table(["reward", "components", "weights", "description"], rows))
+    return 0
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from .bench import bench_report, bench_reward
+
+    _check_reward_name(args.reward)
+    for name, value in (("--batch-size", args.batch_size), ("--frames", args.frames), ("--size", args.size), ("--iterations", args.iterations)):
+        if value < 1:
+            raise ScoringInputError(f"{name} must be at least 1, got {value}.")
+    model = _load_model(args, _default_device(args))
+    results = [
+        bench_reward(model, batch_size=args.batch_size, frames=args.frames, size=args.size, dtype=dtype,
+                     checkpointing=checkpointing, iterations=args.iterations)
+        for checkpointing in ((False, True) if args.checkpointing else (False,))
+        for dtype in args.dtypes
+    ]
+    report = bench_report(args.reward, model.device, results, batch_size=args.batch_size, frames=args.frames, size=args.size)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.text())
     return 0
 
 

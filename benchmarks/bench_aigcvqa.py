@@ -5,10 +5,11 @@ without activation checkpointing, on the CPU (default) or a CUDA GPU (``--device
 
 The model is ``aigc-vqa`` at the paper's sizes with random weights (same compute as the real weights),
 used as a reward is used in generator fine-tuning: parameters frozen, eval mode, gradients flow to the
-pixels only. Every configuration runs in a fresh process: build the model, warm it up with one
-forward, then ``--iterations`` no-grad forwards (``model.score``) and ``--iterations``
-forward+backward passes (``d score / d videos``); the table shows the best wall-clock and the best
-CPU (user + system) time of each. On the CPU, peak memory is measured by the kernel: the process's
+pixels only. Every configuration runs in a fresh process through ``reward.bench.bench_reward`` (what
+``aigc-reward bench`` runs): build the model, warm it up with one forward, then ``--iterations``
+no-grad forwards (``model.score``), one untimed and ``--iterations`` timed forward+backward passes
+(``d score / d videos``); the table shows the best wall-clock and the best CPU (user + system) time
+of each. On the CPU, peak memory is measured by the kernel: the process's
 peak resident set (``VmHWM``, reset through ``/proc/self/clear_refs`` after freed memory is returned
 with ``malloc_trim``) minus its resident set just before the passes. It counts everything the
 passes allocate (activations, autocast casts, allocator slack) and not the weights. On a GPU it is
@@ -22,26 +23,23 @@ per 224x224 image in fp32 and bf16 (the reference model of ../shared/ENVIRONMENT
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
-import resource
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import torch
 
 import reward
 from reward.aigcvqa.model import AigcVqaConfig, AigcVqaReward
 from reward.aigcvqa.tokenizer import ImageRewardTokenizer
+from reward.bench import DEFAULT_PROMPT as PROMPT
+from reward.bench import bench_reward, best_times
 from reward.precision import backbone_autocast, cpu_has_amx
 from reward.video.views import aesthetic_view, technical_view
 from results_md import cpu_name, write_section
 
 HEADING = "## AIGC-VQA"
-PROMPT = "a red fox running through fresh snow at dawn, cinematic, highly detailed"
 GIB = 1024**3
 #: (label, compute dtype, activation checkpointing) of every measured configuration.
 CONFIGS = [("fp32", "fp32", False), ("bf16", "bf16", False), ("fp32 + checkpointing", "fp32", True), ("bf16 + checkpointing", "bf16", True)]
@@ -59,82 +57,18 @@ def paper_model() -> AigcVqaReward:
     return model.requires_grad_(False).eval()
 
 
-def _status_bytes(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def reset_peak() -> int:
-    """Return freed memory to the OS, reset the kernel's peak-RSS mark, and give the resident set now."""
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    Path("/proc/self/clear_refs").write_text("5")
-    return _status_bytes("VmRSS")
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued GPU work, so wall-clock times cover it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def best_times(step, iterations: int, device: torch.device = torch.device("cpu")) -> tuple[float, float]:
-    """Lowest wall-clock and lowest CPU (user + system) seconds of ``iterations`` calls of ``step``."""
-    walls, cpus = [], []
-    for _ in range(iterations):
-        synchronize(device)
-        wall, cpu = time.perf_counter(), cpu_seconds()
-        step()
-        synchronize(device)
-        walls.append(time.perf_counter() - wall)
-        cpus.append(cpu_seconds() - cpu)
-    return min(walls), min(cpus)
-
-
-def start_peak(device: torch.device) -> int:
-    """Reset the peak-memory mark of ``device`` and return the memory in use now (the baseline)."""
-    if device.type == "cuda":
-        synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        return torch.cuda.memory_allocated(device)
-    return reset_peak()
-
-
-def peak_growth(device: torch.device, base: int) -> int:
-    """Bytes the peak rose above ``base`` since :func:`start_peak`."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) - base
-    return _status_bytes("VmHWM") - base
-
-
 def run_worker(dtype: str, checkpointing: bool, args: argparse.Namespace) -> dict:
-    """One configuration in this process: times (s) and peak memory growth (bytes) of each pass kind."""
+    """One configuration in this process: best times (s) and forward+backward peak memory growth (bytes)."""
     torch.set_num_threads(args.threads)
-    device, iterations = torch.device(args.device), args.iterations
-    model = paper_model().to(device).set_compute_dtype(dtype).set_gradient_checkpointing(checkpointing)
-    videos = torch.rand(1, args.frames, 3, args.size, args.size, generator=torch.Generator().manual_seed(0)).to(device)
-    result = {"parameters": sum(p.numel() for p in model.parameters())}
-    model.score(videos, PROMPT)  # warm-up: kernel selection, tokenizer, cached index tables
-    if not checkpointing:  # checkpointing only acts when gradients are recorded
-        base = start_peak(device)
-        result["forward_s"], result["forward_cpu_s"] = best_times(lambda: model.score(videos, PROMPT), iterations, device)
-        result["forward_peak"] = peak_growth(device, base)
-
-    def forward_backward() -> None:
-        pixels = videos.clone().requires_grad_(True)
-        model(pixels, PROMPT).score.sum().backward()
-        assert torch.isfinite(pixels.grad).all() and pixels.grad.abs().sum() > 0
-
-    base = start_peak(device)
-    result["forward_backward_s"], result["forward_backward_cpu_s"] = best_times(forward_backward, iterations, device)
-    result["forward_backward_peak"] = peak_growth(device, base)
-    return result
+    model = paper_model().to(torch.device(args.device))
+    result = bench_reward(model, frames=args.frames, size=args.size, dtype=dtype, checkpointing=checkpointing,
+                          iterations=args.iterations, prompt=PROMPT)
+    row = {"parameters": sum(p.numel() for p in model.parameters()), **result.as_dict()}
+    row["forward_backward_peak"] = row.pop("forward_backward_peak_bytes")
+    if checkpointing:  # checkpointing only acts when gradients are recorded: the forward equals the row without
+        for key in ("forward_s", "forward_cpu_s"):
+            del row[key]
+    return row
 
 
 def seconds(step, repeats: int, device: torch.device) -> float:

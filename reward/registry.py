@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -63,18 +63,15 @@ def register_reward(
     return decorate
 
 
+def _builtin_metadata(name: str) -> dict[str, Any]:
+    """The ``RewardSpec`` metadata reward.builtin_presets lists for a built-in preset (all but its module)."""
+    preset = BUILTIN_PRESETS[name]
+    return {f.name: getattr(preset, f.name) for f in fields(preset) if f.name != "module"}
+
+
 def register_builtin_reward(name: str) -> Callable[[Callable[..., VideoReward]], Callable[..., VideoReward]]:
     """``register_reward`` for a built-in preset, with the metadata reward.builtin_presets lists for it."""
-    preset = BUILTIN_PRESETS[name]
-    return register_reward(
-        name,
-        description=preset.description,
-        components=preset.components,
-        weight_sources=preset.weight_sources,
-        higher_is_better=preset.higher_is_better,
-        score_range=preset.score_range,
-        tags=preset.tags,
-    )
+    return register_reward(name, **_builtin_metadata(name))
 
 
 def import_builtin_architectures() -> None:
@@ -94,17 +91,7 @@ def reward_spec(name: str) -> RewardSpec:
         return _REWARDS[name]
     if name not in BUILTIN_PRESETS:
         raise _unknown(name)
-    preset = BUILTIN_PRESETS[name]
-    return RewardSpec(
-        name,
-        functools.partial(_build_builtin, name),
-        preset.description,
-        preset.components,
-        preset.weight_sources,
-        preset.higher_is_better,
-        preset.score_range,
-        preset.tags,
-    )
+    return RewardSpec(name, functools.partial(_build_builtin, name), **_builtin_metadata(name))
 
 
 def _registered_spec(name: str) -> RewardSpec:

@@ -79,12 +79,23 @@ def choose_device(args: argparse.Namespace) -> Processes:
     return processes
 
 
+class SetupError(Exception):
+    """The generator or the reward cannot be loaded: one line for the user, naming the fix."""
+
+
 def load_pipeline(args: argparse.Namespace):
     if args.tiny:
         return build_tiny_pipeline(args.tiny_family, device=args.device)
     from diffusers import DiffusionPipeline
 
-    pipe = DiffusionPipeline.from_pretrained(args.model, torch_dtype=getattr(torch, args.dtype))
+    try:
+        pipe = DiffusionPipeline.from_pretrained(args.model, torch_dtype=getattr(torch, args.dtype))
+    except (OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0].split(" Please check out the root cause")[0].rstrip(".")  # no trace shown
+        raise SetupError(
+            f"cannot load the generator {args.model!r} ({reason}). Pass --model with a diffusers hub id you can "
+            "download (with network access) or a local pipeline folder, or try --tiny for a tiny random pipeline."
+        ) from error
     if type(pipe).__name__ == "WanPipeline":
         pipe.vae.to(torch.float32)  # Wan decodes in float32, as its authors recommend
     return pipe.to(args.device)
@@ -97,7 +108,10 @@ def load_reward(args: argparse.Namespace) -> reward.VideoReward:
             torch.manual_seed(TINY_REWARD_SEED)
             return reward.load(args.reward or TINY_REWARD, weights=args.weights, pretrained=False, device=device)
     dtype = None if args.dtype == "float32" else args.dtype
-    return reward.load(args.reward or DEFAULT_REWARD, weights=args.weights, device=device, dtype=dtype)
+    try:
+        return reward.load(args.reward or DEFAULT_REWARD, weights=args.weights, device=device, dtype=dtype)
+    except reward.WeightsNotFoundError as error:
+        raise SetupError(f"cannot load the reward: {error}") from error
 
 
 def generation_kwargs(args: argparse.Namespace) -> dict:
@@ -135,8 +149,12 @@ def print_ranking(result: BestOfNResult, prompts: list[str], top_k: int) -> None
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     processes = choose_device(args)
-    pipe = load_pipeline(args)
-    model = load_reward(args)
+    try:
+        pipe = load_pipeline(args)
+        model = load_reward(args)
+    except SetupError as error:
+        print(f"rerank.py: error: {error}", file=sys.stderr)
+        return 2
     if processes.is_main:
         print(f"generator: {type(pipe).__name__} ({'tiny random ' + args.tiny_family if args.tiny else args.model})")
         print(f"reward: {args.reward or (TINY_REWARD if args.tiny else DEFAULT_REWARD)} on {model.device}")

@@ -76,3 +76,16 @@ def test_pruning_flags_report_the_saving(tmp_path, capsys):
     assert module.main(argv) == 0
     printed = capsys.readouterr().out
     assert "early pruning stopped" in printed and "denoiser calls instead of 12" in printed
+
+
+def test_a_generator_or_reward_that_cannot_load_ends_in_one_line_naming_the_fix(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    module = _example_module()
+    missing = tmp_path / "no-such-pipeline"
+    assert module.main(["--prompt", "a fox", "--model", str(missing), "--device", "cpu", "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("rerank.py: error: cannot load the generator") and str(missing) in error
+    assert "--tiny" in error and "Traceback" not in error
+    args = module.parse_args(["--prompt", "a fox", "--reward", "dover", "--device", "cpu"])
+    with pytest.raises(module.SetupError, match="cannot load the reward: .*DOVER.pth"):
+        module.load_reward(args)

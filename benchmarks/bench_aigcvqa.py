@@ -32,7 +32,7 @@ import torch
 
 import reward
 from reward.aigcvqa.model import AigcVqaConfig, AigcVqaReward
-from reward.aigcvqa.tokenizer import ImageRewardTokenizer
+from reward.imagereward.tokenizer import ImageRewardTokenizer
 from reward.bench import DEFAULT_PROMPT as PROMPT
 from reward.bench import bench_reward, best_times
 from reward.precision import backbone_autocast, cpu_has_amx

@@ -20,9 +20,9 @@ class BuiltinPreset:
     tags: tuple[str, ...] = ()
 
 
-_AIGC_VQA = "reward.aigcvqa.aigcvqa_presets"
-_DOVER = "reward.aigcvqa.presets"
-_IMAGEREWARD = "reward.aigcvqa.align_presets"
+_AIGC_VQA = "reward.aigcvqa.presets"
+_DOVER = "reward.dover.presets"
+_IMAGEREWARD = "reward.imagereward.presets"
 _PCQA = "reward.pcqa.presets"
 _SIMPLE = "reward.simple"
 _PCQA_TAGS = ("pcqa", "prompt-conditioned")

@@ -18,9 +18,9 @@ from .builtin_presets import BUILTIN_PRESETS
 BUILTIN_PRESET_MODULES: tuple[str, ...] = (
     "reward.simple",
     "reward.mixture",
-    "reward.aigcvqa.align_presets",
+    "reward.imagereward.presets",
+    "reward.dover.presets",
     "reward.aigcvqa.presets",
-    "reward.aigcvqa.aigcvqa_presets",
     "reward.pcqa.presets",
 )
 

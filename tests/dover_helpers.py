@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from reward.aigcvqa.convnext3d import ConvNeXt3D
-from reward.aigcvqa.dover import dover_tiny_config
-from reward.aigcvqa.heads import VQAHead
-from reward.aigcvqa.swin3d import SwinTransformer3D
+from reward.blocks.convnext3d import ConvNeXt3D
+from reward.dover.model import dover_tiny_config
+from reward.dover.head import VQAHead
+from reward.blocks.swin3d import SwinTransformer3D
 
 #: Sizes of golden_small/dover_small_DOVER.pth, which are the dover-tiny sizes (test_dover_config checks it).
 SMALL_SWIN = dover_tiny_config().technical

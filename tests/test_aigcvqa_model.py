@@ -179,7 +179,7 @@ def test_video_files_score_and_unreadable_or_empty_ones_fail_clearly(model, tmp_
 
 # -- CPU fast paths of the quality backbones -----------------------------------------------------------
 def test_swin_in_place_position_bias_equals_the_formula_with_its_gradients():
-    from reward.aigcvqa.swin3d import WindowAttention3D, WindowGeometry, fragment_gate, shift_mask
+    from reward.blocks.swin3d import WindowAttention3D, WindowGeometry, fragment_gate, shift_mask
 
     torch.manual_seed(0)
     attention = WindowAttention3D(dim=8, num_heads=2, window=(2, 7, 7), fragment_bias=True)
@@ -201,7 +201,7 @@ def test_swin_in_place_position_bias_equals_the_formula_with_its_gradients():
 
 
 def test_convnext_depthwise_conv_stays_fp32_under_cpu_autocast():
-    from reward.aigcvqa.convnext3d import ConvNeXtBlock3D
+    from reward.blocks.convnext3d import ConvNeXtBlock3D
 
     block = ConvNeXtBlock3D(dim=8, temporal_kernel=3, drop_path=0.0)
     x = torch.randn(1, 8, 4, 14, 14)

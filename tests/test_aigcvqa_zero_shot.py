@@ -8,7 +8,7 @@ import torch
 
 import reward
 from reward.aigcvqa.model import AigcVqaReward
-from reward.aigcvqa.preprocess import CLIP_MEAN, CLIP_STD
+from reward.imagereward.preprocess import CLIP_MEAN, CLIP_STD
 from reward.base import CONFIG_NAME
 from reward.cli import main
 from reward.errors import WeightsNotFoundError

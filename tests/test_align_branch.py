@@ -8,11 +8,11 @@ import torch
 
 import reward
 from reward.aigcvqa.alignment import ALIGNMENT_TINY, AlignmentBranch, AlignmentConfig, freeze_by_fix_rate
-from reward.aigcvqa.blip import BLIP_TINY, BlipSpec
-from reward.aigcvqa.imagereward_checkpoint import load_imagereward_weights, read_imagereward
-from reward.aigcvqa.preprocess import CLIP_MEAN, CLIP_STD
-from reward.aigcvqa.st_adapter import STAdapter
-from reward.aigcvqa.tokenizer import TINY_VOCAB_SIZE
+from reward.blocks.blip import BLIP_TINY, BlipSpec
+from reward.imagereward.checkpoint import load_imagereward_weights, read_imagereward
+from reward.imagereward.preprocess import CLIP_MEAN, CLIP_STD
+from reward.blocks.st_adapter import STAdapter
+from reward.imagereward.tokenizer import TINY_VOCAB_SIZE
 
 PROMPTS = ["a red fox runs through fresh snow", "two cats"]
 

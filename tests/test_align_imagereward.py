@@ -5,10 +5,10 @@ import pytest
 import torch
 
 import reward
-from reward.aigcvqa.blip import BlipSpec
-from reward.aigcvqa.imagereward_checkpoint import load_imagereward_weights
-from reward.aigcvqa.preprocess import CLIP_MEAN, CLIP_STD, imagereward_pixels
-from reward.aigcvqa.tokenizer import ImageRewardTokenizer
+from reward.blocks.blip import BlipSpec
+from reward.imagereward.checkpoint import load_imagereward_weights
+from reward.imagereward.preprocess import CLIP_MEAN, CLIP_STD, imagereward_pixels
+from reward.imagereward.tokenizer import ImageRewardTokenizer
 from reward.errors import CheckpointError, WeightsNotFoundError
 
 #: Vision sizes of the reduced reference model (its med_config.json gives the text sizes).

@@ -203,10 +203,29 @@ def test_builtin_preset_table_matches_the_registrations():
     assert sorted(CONVERT_SIZES) == sorted(SIZES)
 
 
+def test_each_model_reward_lives_in_a_package_named_after_it():
+    """A newcomer finds a reward, its converter and its presets by the reward's name (reward/<name>/), and the
+    building blocks several rewards share (Swin-3D, ConvNeXt-3D, BLIP, ST-Adapter) in reward/blocks/."""
+    import importlib
+
+    from reward.builtin_presets import BUILTIN_PRESETS
+
+    for name, preset in BUILTIN_PRESETS.items():
+        if preset.module == "reward.simple":
+            continue
+        family = name.removesuffix("-tiny").replace("-", "")
+        family = "pcqa" if family.startswith("pcqa") else family
+        assert preset.module == f"reward.{family}.presets", (name, preset.module)
+    for family, converter in (("dover", "read_dover_state_dict"), ("imagereward", "read_imagereward")):
+        assert hasattr(importlib.import_module(f"reward.{family}.checkpoint"), converter)
+    for block in ("swin3d", "convnext3d", "blip", "st_adapter"):
+        importlib.import_module(f"reward.blocks.{block}")
+
+
 def test_listed_weight_sources_name_the_hub_files_the_loaders_fetch():
     """The preset table's weight-source text (also the loaders' error text) names the default hub files."""
-    from reward.aigcvqa.dover_checkpoint import DOVER_DEFAULT_WEIGHTS, DOVER_HUB_REPO, WHERE_DOVER_WEIGHTS_COME_FROM
-    from reward.aigcvqa.imagereward_checkpoint import CHECKPOINT_NAME, HUB_REPO
+    from reward.dover.checkpoint import DOVER_DEFAULT_WEIGHTS, DOVER_HUB_REPO, WHERE_DOVER_WEIGHTS_COME_FROM
+    from reward.imagereward.checkpoint import CHECKPOINT_NAME, HUB_REPO
     from reward.aigcvqa.zero_shot import WHERE_AIGC_VQA_WEIGHTS_COME_FROM
     from reward.builtin_presets import BUILTIN_PRESETS
 
@@ -225,7 +244,7 @@ def test_listing_and_describing_rewards_imports_no_model_code():
 import sys
 import reward
 from reward.cli import main
-heavy = ("reward.simple", "reward.aigcvqa.presets", "reward.pcqa.presets", "timm", "open_clip", "transformers", "diffusers")
+heavy = ("reward.simple", "reward.dover.presets", "reward.pcqa.presets", "timm", "open_clip", "transformers", "diffusers")
 assert main(["list", "--json"]) == 0
 specs = [reward.reward_spec(name) for name in reward.list_rewards()]
 assert [m for m in heavy if m in sys.modules] == [], sorted(sys.modules)

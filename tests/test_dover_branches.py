@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reward.aigcvqa.dover_checkpoint import load_dover_weights
-from reward.aigcvqa.heads import map_mean
-from reward.aigcvqa.swin3d import SwinTransformer3D, fragment_gate, relative_position_index
+from reward.dover.checkpoint import load_dover_weights
+from reward.dover.head import map_mean
+from reward.blocks.swin3d import SwinTransformer3D, fragment_gate, relative_position_index
 
 from dover_helpers import SMALL_SWIN, normalised_view, small_branches
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reward.aigcvqa.dover_checkpoint import load_dover_weights
-from reward.aigcvqa.swin3d import Swin3DConfig, SwinTransformer3D
+from reward.dover.checkpoint import load_dover_weights
+from reward.blocks.swin3d import Swin3DConfig, SwinTransformer3D
 from reward.errors import CheckpointError, WeightsNotFoundError
 
 from dover_helpers import small_branches

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from reward.aigcvqa.dover import DoverConfig, DoverReward, dover_tiny_config
+from reward.dover.model import DoverConfig, DoverReward, dover_tiny_config
 
 
 @pytest.fixture(scope="module")

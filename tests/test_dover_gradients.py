@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reward.aigcvqa.swin3d import Swin3DConfig, SwinTransformer3D
+from reward.blocks.swin3d import Swin3DConfig, SwinTransformer3D
 from reward.precision import backbone_autocast, full_precision
 
 from dover_helpers import small_branches

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import reward
-from reward.aigcvqa.dover import DoverReward, dover_fusion
+from reward.dover.model import DoverReward, dover_fusion
 from reward.errors import WeightsNotFoundError
 
 SCORE_TOL = 1e-5

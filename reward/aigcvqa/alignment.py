@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from ..precision import backbone_autocast, maybe_checkpoint
-from .blip import BLIP_TINY, BlipEncoders, BlipSpec
-from .blip_scorer import BlipScorer, select_frames
-from .st_adapter import STAdapter
-from .tokenizer import HUB_TOKENIZER, MAX_LENGTH, TINY_VOCAB
+from ..blocks.blip import BLIP_TINY, BlipEncoders, BlipSpec
+from ..imagereward.scorer import BlipScorer, select_frames
+from ..blocks.st_adapter import STAdapter
+from ..imagereward.tokenizer import HUB_TOKENIZER, MAX_LENGTH, TINY_VOCAB
 
 
 @dataclass

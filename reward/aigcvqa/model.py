@@ -20,10 +20,10 @@ from ..output import RewardOutput
 from ..precision import full_precision
 from ..video.sampling import uniform_frame_indices
 from .alignment import ALIGNMENT_TINY, AlignmentBranch, AlignmentConfig
-from .blip import BlipSpec
-from .convnext3d import ConvNeXt3DConfig
-from .dover import DoverConfig, QualityBranches, ViewSampling, dover_tiny_config
-from .swin3d import Swin3DConfig
+from ..blocks.blip import BlipSpec
+from ..blocks.convnext3d import ConvNeXt3DConfig
+from ..dover.model import DoverConfig, QualityBranches, ViewSampling, dover_tiny_config
+from ..blocks.swin3d import Swin3DConfig
 
 #: Submodules of each branch (what a stage-wise training recipe selects).
 BRANCHES: dict[str, tuple[str, ...]] = {

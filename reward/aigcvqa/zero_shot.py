@@ -15,9 +15,9 @@ import torch
 
 from ..builtin_presets import BUILTIN_PRESETS
 from ..errors import WeightsNotFoundError
-from .dover_checkpoint import DOVER_DEFAULT_WEIGHTS, read_dover_state_dict
-from .imagereward_checkpoint import HUB_REPO as IMAGEREWARD_HUB_REPO
-from .imagereward_checkpoint import load_imagereward_weights, read_imagereward
+from ..dover.checkpoint import DOVER_DEFAULT_WEIGHTS, read_dover_state_dict
+from ..imagereward.checkpoint import HUB_REPO as IMAGEREWARD_HUB_REPO
+from ..imagereward.checkpoint import load_imagereward_weights, read_imagereward
 from .model import AigcVqaConfig, AigcVqaReward
 
 Source = str | os.PathLike | Mapping[str, torch.Tensor]

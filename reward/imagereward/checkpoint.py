@@ -19,7 +19,7 @@ from torch import nn
 from ..checkpoints import load_state_dict_strict, load_torch_checkpoint, strip_prefix
 from ..errors import WeightsNotFoundError
 from ..weights import is_url, resolve_file
-from .blip import BlipSpec
+from ..blocks.blip import BlipSpec
 
 #: Hub repository of the public release (files ImageReward.pt and med_config.json).
 HUB_REPO = "THUDM/ImageReward"

@@ -9,9 +9,9 @@ import torch
 
 from ..errors import WeightsNotFoundError
 from ..registry import register_builtin_reward
-from .blip import BLIP_TINY, replace_config
-from .imagereward import ImageRewardConfig, ImageRewardVideo
-from .imagereward_checkpoint import (
+from ..blocks.blip import BLIP_TINY, replace_config
+from .model import ImageRewardConfig, ImageRewardVideo
+from .checkpoint import (
     HUB_REPO,
     load_imagereward_weights,
     read_imagereward,

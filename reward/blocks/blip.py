@@ -21,7 +21,7 @@ from transformers import BlipTextConfig, BlipTextModel, BlipVisionConfig, BlipVi
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from ..precision import maybe_checkpoint
-from .tokenizer import TINY_VOCAB_SIZE
+from ..imagereward.tokenizer import TINY_VOCAB_SIZE
 
 #: Additive logit for padded text positions, as in the reference BERT.
 MASKED_LOGIT = -10000.0

@@ -8,9 +8,9 @@ from torch import nn
 
 from ..precision import backbone_autocast, full_precision
 from ..video.sampling import uniform_frame_indices
-from .blip import BlipEncoders, BlipSpec
+from ..blocks.blip import BlipEncoders, BlipSpec
 from .preprocess import imagereward_pixels
-from .reward_head import ImageRewardHead
+from .head import ImageRewardHead
 from .tokenizer import ImageRewardTokenizer
 
 

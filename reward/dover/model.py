@@ -16,10 +16,10 @@ from ..base import VideoReward, register_architecture
 from ..output import RewardOutput
 from ..precision import backbone_autocast, full_precision
 from ..video.views import AestheticView, TechnicalView, aesthetic_view, technical_view
-from .convnext3d import ConvNeXt3D, ConvNeXt3DConfig
-from .dover_checkpoint import DOVER_PARTS, load_dover_weights
-from .heads import VQAHead, map_mean
-from .swin3d import Swin3DConfig, SwinTransformer3D
+from ..blocks.convnext3d import ConvNeXt3D, ConvNeXt3DConfig
+from .checkpoint import DOVER_PARTS, load_dover_weights
+from .head import VQAHead, map_mean
+from ..blocks.swin3d import Swin3DConfig, SwinTransformer3D
 
 #: DOVER's score-level fusion: per-branch (mean, std) used to standardise the raw branch means,
 #: and the weights of the standardised technical and aesthetic scores.

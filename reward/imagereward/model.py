@@ -7,8 +7,8 @@ import torch
 
 from ..base import VideoReward, register_architecture
 from ..output import RewardOutput
-from .blip import BlipSpec
-from .blip_scorer import BlipScorer, select_frames
+from ..blocks.blip import BlipSpec
+from .scorer import BlipScorer, select_frames
 from .tokenizer import HUB_TOKENIZER, MAX_LENGTH
 
 

@@ -1,0 +1,1 @@
+"""Building blocks shared by several rewards: 3-D Swin (GRPB), ConvNeXt-3D, BLIP encoders and the ST-Adapter."""

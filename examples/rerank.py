@@ -1,5 +1,6 @@
 """Best-of-N reranking: generate N videos per prompt with a diffusers text-to-video model, score them
-with a video reward, keep the best, and save everything (mp4s, JSON/CSV table, contact sheets).
+with a video reward, keep the best, and save everything (mp4s, JSON/CSV table, contact sheets, and
+an ``index.html`` results page to watch and compare them in a browser).
 
 Real model (downloads Wan2.1-T2V-1.3B and the reward weights on first use; a GPU is advised):
 
@@ -140,6 +141,7 @@ def print_ranking(result: BestOfNResult, prompts: list[str], top_k: int) -> None
     print(f"\n{len(result.candidates)} candidates ({result.generated} generated now) in {result.out_dir}/videos")
     print(f"table: {result.table_csv} and {result.table_json}")
     print("contact sheets: " + ", ".join(str(path) for path in result.contact_sheets))
+    print(f"results page (open in a browser): {result.gallery}")
     if result.pruning is not None:
         report = result.pruning
         print(f"early pruning stopped {report.pruned} of {report.checked} candidates: {report.steps_run + report.preview_calls} "

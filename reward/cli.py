@@ -83,6 +83,7 @@ def _score_parser(commands: argparse._SubParsersAction) -> None:
     score.add_argument("--out", help="append results to this JSONL file (one line per video, every component)")
     score.add_argument("--csv", help="append results to this CSV file")
     score.add_argument("--resume", action="store_true", help="skip videos whose id is already in --out/--csv")
+    score.add_argument("--html", help="also write a results page to watch and compare the videos (e.g. report.html)")
     score.add_argument("--json", action="store_true", help="print results and summary as JSON instead of tables")
     score.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     score.set_defaults(run=_run_score)
@@ -93,7 +94,8 @@ def _explain_parser(commands: argparse._SubParsersAction) -> None:
         "explain",
         help="draw where and when a video's quality drops (PNG + mp4)",
         description="Write NAME.png (key frames with the technical map drawn on the fragments it scored and the "
-        "aesthetic map over the frame, per-frame curves, prompt and scores) and NAME.mp4 (every shown frame).",
+        "aesthetic map over the frame, per-frame curves, prompt and scores), NAME.mp4 (every shown frame) and "
+        "NAME.html (a page showing both).",
     )
     explain.add_argument("video", metavar="VIDEO", help="a video file or frame folder")
     explain.add_argument("--prompt", help="the prompt the video was generated from (needed by prompt-conditioned rewards)")
@@ -193,6 +195,8 @@ def _run_score(args: argparse.Namespace) -> int:
     )
     if run is None:
         return 0
+    if args.html:
+        _write_score_page(args, run.records)
     if args.json:
         print(json.dumps({"reward": args.reward, "results": run.records, "summary": run.summary.as_dict()}, indent=2))
     else:
@@ -204,6 +208,17 @@ def _run_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_score_page(args: argparse.Namespace, records: list) -> None:
+    from .gallery import write_gallery
+    from .scoring.report import gallery_rows
+
+    settings = {"reward": args.reward, "weights": args.weights or ("random" if args.random_weights else "default"),
+                "dtype": args.dtype or "fp32", "videos": len(records), "results": args.out or args.csv or ""}
+    pages = write_gallery(gallery_rows(records), args.html, settings=settings, title=f"aigc-reward score: {args.reward}",
+                          higher_is_better=reward_spec(args.reward).higher_is_better, progress=not args.no_progress)
+    print(f"results page: {pages[0]}" + (f" (+ {len(pages) - 1} more pages)" if len(pages) > 1 else ""), file=sys.stderr)
+
+
 def _run_explain(args: argparse.Namespace) -> int:
     from .explain import explain_video
     from .video.io import read_video
@@ -213,10 +228,11 @@ def _run_explain(args: argparse.Namespace) -> int:
     model = _load_model(args, _default_device(args))
     result = explain_video(model, video, args.prompt, args.out, name=args.name, reward_name=args.reward, fps=args.fps)
     if args.json:
-        print(json.dumps({"png": str(result.png), "mp4": str(result.mp4), "scores": result.scores}, indent=2))
+        files = {"png": str(result.png), "mp4": str(result.mp4), "html": str(result.html)}
+        print(json.dumps({**files, "scores": result.scores}, indent=2))
     else:
         print("  ".join(f"{name} {value:.4f}" for name, value in result.scores.items()))
-        print(f"wrote {result.png} and {result.mp4}")
+        print(f"wrote {result.png}, {result.mp4} and {result.html} (open it in a browser)")
     return 0
 
 

@@ -75,7 +75,7 @@ def _settings_block(settings: Mapping[str, Any] | None) -> str:
             f"{key_value_table(rows, 'settings')}</details>")
 
 
-def _media_html(media: Media, page_dir: Path, label: str) -> str:
+def _media_html(media: Media, page_dir: Path, label: str, pruned_at_step: Any = None) -> str:
     size = f" width=\"{media.size[0]}\" height=\"{media.size[1]}\"" if media.size else ""
     data = f" data-width=\"{media.size[0]}\" data-height=\"{media.size[1]}\"" if media.size else ""
     poster = f" poster=\"{link(media.poster, page_dir)}\"" if media.poster else ""
@@ -92,6 +92,8 @@ def _media_html(media: Media, page_dir: Path, label: str) -> str:
         return f"<p class=\"missing\">Video file not found: {esc(media.file)}</p>"
     if media.kind == "frames":
         return f"<p class=\"missing\">Frame folder with no readable frame: {esc(media.file.name)}</p>"
+    if pruned_at_step is not None:
+        return f"<p class=\"missing\">Stopped early after denoising step {esc(pruned_at_step)}: no video.</p>"
     return "<p class=\"missing\">No video was saved for this candidate.</p>"
 
 
@@ -104,7 +106,8 @@ def _card(entry: Entry, media: Media, page_dir: Path) -> str:
     if entry.id is not None:
         rows.insert(0, ("id", entry.id))
     label = f"{title}: {entry.prompt or entry.id or (entry.file.name if entry.file else '')}"
-    parts = [f"<div class=\"media\">{_media_html(media, page_dir, label)}</div>",
+    player = _media_html(media, page_dir, label, entry.extras.get("pruned_at_step"))
+    parts = [f"<div class=\"media\">{player}</div>",
              f"<p class=\"card-title\">{esc(title)}</p>", key_value_table(rows, "card-scores")]
     if entry.error:
         parts.append(f"<p class=\"error\">error: {esc(entry.error)}</p>")

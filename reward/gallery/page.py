@@ -121,7 +121,8 @@ def _card(entry: Entry, media: Media, page_dir: Path) -> str:
 def _group(part: _Part, media: dict[int, Media], page_dir: Path) -> str:
     prompt = part.entries[0].prompt
     shown = len(part.entries)
-    count = f"{part.total} candidates" + (f", {shown} on this page" if shown < part.total else "")
+    count = f"{part.total} candidate{'s' if part.total != 1 else ''}"
+    count += f", {shown} on this page" if shown < part.total else ""
     heading = f"{esc(prompt if prompt is not None else NO_PROMPT)} <small>({count}{', continued' if part.continued else ''})</small>"
     cards = "".join(_card(entry, media[entry.position], page_dir) for entry in part.entries)
     return (f"<section class=\"prompt-group\" data-prompt=\"{esc(prompt or '')}\"><h2>{heading}</h2>"

@@ -363,7 +363,7 @@ def _write_tables(
     extra = ["pruned_at_step", "preview_score"] if pruning else []
     result.table_json, result.table_csv = store.write_tables(rows, components, header, extra_columns=extra)
     settings = {key: value for key, value in header.items() if key != "prompts"}  # the page shows every prompt
-    title = f"best-of-{n}: {len(prompts)} prompt{'s' if len(prompts) != 1 else ''}, {len(rows)} candidates"
+    title = f"best-of-{n}: {store.out_dir.resolve().name}"
     result.gallery = write_gallery(
         rows, store.out_dir / GALLERY_NAME, settings=settings, title=title, higher_is_better=higher_is_better
     )[0]

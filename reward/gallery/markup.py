@@ -38,7 +38,9 @@ def number(value: float | None) -> str:
 
 def sort_key(value: float | None) -> str:
     """A number as the table's sort script reads it (full precision); '' for missing or NaN."""
-    return "" if value is None or math.isnan(value) else repr(float(value))
+    if value is None or math.isnan(value):
+        return ""
+    return str(value) if isinstance(value, int) else repr(float(value))
 
 
 @cache

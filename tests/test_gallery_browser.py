@@ -123,6 +123,21 @@ def test_every_video_loads_its_metadata_at_the_size_generated(browser, best_of_n
     assert not browser.find_elements("css selector", ".unplayable")
 
 
+def test_videos_in_view_play_unless_reduced_motion_is_asked(browser, best_of_n_run):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    out, _ = best_of_n_run
+    first_playing = "const v = document.querySelector('video'); return !v.paused && v.currentTime > 0"
+    open_page(browser, out / "index.html")
+    WebDriverWait(browser, LOAD_TIMEOUT).until(lambda driver: driver.execute_script(first_playing))
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-reduced-motion", "value": "reduce"}]})
+    try:
+        open_page(browser, out / "index.html")
+        assert browser.execute_script("return [...document.querySelectorAll('video')].every(v => v.paused)")
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+
 def test_the_filter_hides_other_prompts(browser, best_of_n_run):
     from selenium.webdriver.common.by import By
 
@@ -179,6 +194,7 @@ def test_score_page_shows_prompts_and_file_names_as_text_and_says_when_a_video_c
     note = browser.find_element(By.CSS_SELECTOR, "#c1 .unplayable")
     assert note.is_displayed() and note.text.startswith("This browser cannot play this video")
     assert not browser.find_element(By.CSS_SELECTOR, "#c1 video").is_displayed()
+    assert browser.find_element(By.CSS_SELECTOR, "#c1 .error").text.startswith("error: VideoReadError: could not read video")
 
 
 def test_explain_page_plays_its_video_under_the_caption(browser, tmp_path_factory):

@@ -110,6 +110,10 @@ class Column:
     numeric: bool = False
     #: Scores are best looked at highest first; ranks, seeds and text lowest first.
     descending_first: bool = False
+    #: Its cells link to the candidate's card (the rank column).
+    links_to_card: bool = False
+    #: A CSS class for its cells (long text columns wrap).
+    css: str = ""
 
 
 def _extra_is_number(entries: Sequence[Entry], name: str) -> bool:
@@ -123,7 +127,8 @@ def columns(entries: Sequence[Entry], higher_is_better: bool = True) -> list[Col
     def any_has(get: Callable[[Entry], Any]) -> bool:
         return any(get(e) is not None for e in entries)
 
-    result = [Column("rank", lambda e: e.rank, numeric=True), Column("prompt", lambda e: e.prompt or "")]
+    result = [Column("rank", lambda e: e.rank, numeric=True, links_to_card=True),
+              Column("prompt", lambda e: e.prompt or "", css="prompt")]
     if any_has(lambda e: e.id):
         result.append(Column("id", lambda e: e.id or ""))
     if any_has(lambda e: e.seed):
@@ -139,5 +144,5 @@ def columns(entries: Sequence[Entry], higher_is_better: bool = True) -> list[Col
         result.append(Column(name, lambda e, n=name, m=missing: e.extras.get(n, m), numeric=numeric))
     result.append(Column("file", lambda e: e.file.name if e.file is not None else ""))
     if any_has(lambda e: e.error):
-        result.append(Column("error", lambda e: e.error or ""))
+        result.append(Column("error", lambda e: e.error or "", css="error"))
     return result

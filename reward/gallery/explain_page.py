@@ -17,7 +17,7 @@ def write_explain_page(
     page_dir = path.parent
     video = prepare(Path(mp4), page_dir, poster_dir=None)
     size = f" width=\"{video.size[0]}\" height=\"{video.size[1]}\"" if video.size else ""
-    src = link(mp4, page_dir)
+    src, picture = link(mp4, page_dir), link(png, page_dir)
     title = f"Explanation by {reward_name}" if reward_name else "Explanation"
     caption = key_value_table([("prompt", prompt or "(none)")] + [(k, number(v)) for k, v in scores.items()], "settings")
     body = "\n".join([
@@ -25,10 +25,10 @@ def write_explain_page(
         caption,
         f"<figure class=\"media\"><video src=\"{src}\"{size} muted loop autoplay playsinline controls preload=\"auto\" "
         f"aria-label=\"{esc(title)}: frame by frame\">Your browser cannot show videos: "
-        f"<a href=\"{src}\">open {esc(Path(mp4).name)}</a>.</video>"
-        f"<figcaption>Every shown frame with its maps and the curves (<a href=\"{src}\">{esc(Path(mp4).name)}</a>).</figcaption></figure>",
-        f"<figure><img src=\"{link(png, page_dir)}\" alt=\"{esc(title)}: key frames, maps and curves\">"
-        f"<figcaption>Key frames, maps and curves (<a href=\"{link(png, page_dir)}\">{esc(Path(png).name)}</a>).</figcaption></figure>",
+        f"<a href=\"{src}\">open {esc(Path(mp4).name)}</a>.</video><figcaption>Every shown frame with its maps and "
+        f"the curves (<a href=\"{src}\">{esc(Path(mp4).name)}</a>).</figcaption></figure>",
+        f"<figure><img src=\"{picture}\" alt=\"{esc(title)}: key frames, maps and curves\"><figcaption>Key frames, "
+        f"maps and curves (<a href=\"{picture}\">{esc(Path(png).name)}</a>).</figcaption></figure>",
     ])
     atomic_write_text(path, document(title, body, body_class="explain"))
     return path

@@ -6,6 +6,7 @@ through ``link`` (a relative, percent-encoded path), so prompts and file names r
 from __future__ import annotations
 
 import html
+import json
 import math
 import os
 from functools import cache
@@ -34,6 +35,11 @@ def number(value: float | None) -> str:
     if value is None:
         return ""
     return f"{value:.4g}" if math.isfinite(value) else str(value)
+
+
+def as_text(value: object) -> str:
+    """A setting or record field for people: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, default=repr)
 
 
 def sort_key(value: float | None) -> str:

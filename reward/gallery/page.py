@@ -2,7 +2,6 @@
 sortable table of every candidate, a prompt filter and the run's settings (see ``write_gallery``)."""
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from tqdm.auto import tqdm
 
 from ..checkpoints import atomic_write_text
 from .entries import Column, Entry, columns, prompt_groups, to_entries
-from .markup import document, esc, key_value_table, link, number, sort_key
+from .markup import as_text, document, esc, key_value_table, link, number, sort_key
 from .media import Media, prepare
 
 #: Candidates per page: a browser keeps this many players on one page responsive.
@@ -62,7 +61,7 @@ def _flatten(settings: Mapping[str, Any], prefix: str = "") -> list[tuple[str, s
         if isinstance(value, Mapping) and value:
             rows += _flatten(value, name + ".")
         else:
-            rows.append((name, value if isinstance(value, str) else json.dumps(value, default=repr)))
+            rows.append((name, as_text(value)))
     return rows
 
 
@@ -87,7 +86,8 @@ def _media_html(media: Media, page_dir: Path, label: str, pruned_at_step: Any = 
     if media.kind == "picture":
         return f"<img src=\"{link(media.file, page_dir)}\"{size}{data} alt=\"{esc(label)}\" loading=\"lazy\">"
     if media.kind == "frames" and media.poster:
-        return f"<img src=\"{link(media.poster, page_dir)}\"{size}{data} alt=\"first frame of {esc(label)}\" loading=\"lazy\">"
+        still = link(media.poster, page_dir)
+        return f"<img src=\"{still}\"{size}{data} alt=\"first frame of {esc(label)}\" loading=\"lazy\">"
     if media.kind == "missing":
         return f"<p class=\"missing\">Video file not found: {esc(media.file)}</p>"
     if media.kind == "frames":
@@ -102,7 +102,7 @@ def _card(entry: Entry, media: Media, page_dir: Path) -> str:
     if entry.seed is not None:
         title += f" · seed {entry.seed}"
     rows = [("score", number(entry.score))] + [(name, number(value)) for name, value in entry.components.items()]
-    rows += [(name, value if isinstance(value, str) else json.dumps(value, default=repr)) for name, value in entry.extras.items()]
+    rows += [(name, as_text(value)) for name, value in entry.extras.items()]
     if entry.id is not None:
         rows.insert(0, ("id", entry.id))
     label = f"{title}: {entry.prompt or entry.id or (entry.file.name if entry.file else '')}"
@@ -123,7 +123,8 @@ def _group(part: _Part, media: dict[int, Media], page_dir: Path) -> str:
     shown = len(part.entries)
     count = f"{part.total} candidate{'s' if part.total != 1 else ''}"
     count += f", {shown} on this page" if shown < part.total else ""
-    heading = f"{esc(prompt if prompt is not None else NO_PROMPT)} <small>({count}{', continued' if part.continued else ''})</small>"
+    count += ", continued" if part.continued else ""
+    heading = f"{esc(prompt if prompt is not None else NO_PROMPT)} <small>({count})</small>"
     cards = "".join(_card(entry, media[entry.position], page_dir) for entry in part.entries)
     return (f"<section class=\"prompt-group\" data-prompt=\"{esc(prompt or '')}\"><h2>{heading}</h2>"
             f"<ol class=\"candidates\">{cards}</ol></section>")
@@ -131,13 +132,11 @@ def _group(part: _Part, media: dict[int, Media], page_dir: Path) -> str:
 
 def _cell(column: Column, entry: Entry, anchor: str) -> str:
     value = column.value(entry)
-    if column.title == "rank":
-        text = f"<a href=\"{anchor}\">{esc('' if value is None else value)}</a>"
-        return f"<td class=\"num\" data-sort=\"{sort_key(value)}\">{text}</td>"
     if column.numeric:
-        shown = number(value) if isinstance(value, float) else ("" if value is None else str(value))
-        return f"<td class=\"num\" data-sort=\"{sort_key(value)}\">{esc(shown)}</td>"
-    css = f" class=\"{esc(column.title)}\"" if column.title in ("prompt", "error") else ""
+        shown = esc(number(value) if isinstance(value, float) else ("" if value is None else str(value)))
+        text = f"<a href=\"{anchor}\">{shown}</a>" if column.links_to_card else shown
+        return f"<td class=\"num\" data-sort=\"{sort_key(value)}\">{text}</td>"
+    css = f" class=\"{esc(column.css)}\"" if column.css else ""
     return f"<td{css}>{esc(value)}</td>"
 
 
@@ -227,8 +226,9 @@ def write_gallery(
         summary = f"{len(entries)} candidates of {prompts} prompt{'s' if prompts != 1 else ''}"
         if len(pages) > 1:
             summary += f"; page {index + 1} of {len(pages)} ({shown} candidates)"
+        first_page = f"<a href=\"{link(paths[0], page_dir)}\">the first page</a>"
         table = (_table(table_entries, columns(entries, higher_is_better), anchors) if index == 0 else
-                 f"<p class=\"note\">The table of every candidate is on <a href=\"{link(paths[0], page_dir)}\">the first page</a>.</p>")
+                 f"<p class=\"note\">The table of every candidate is on {first_page}.</p>")
         nav = _nav(paths, index)
         body = "\n".join([
             f"<header><h1>{esc(title)}</h1><p class=\"summary\">{esc(summary)}</p></header>",

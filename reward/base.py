@@ -60,9 +60,11 @@ class VideoReward(nn.Module, abc.ABC):
     def forward(
         self, videos: torch.Tensor, prompts: Sequence[str] | str | None = None, **kwargs: Any
     ) -> RewardOutput:
-        """Score ``videos`` [B, T, 3, H, W] (floats in [0, 1]) against ``prompts`` (one per video)."""
+        """Score ``videos`` [B, T, 3, H, W] (floats in [0, 1]) against ``prompts`` (one per video).
+
+        A reward that does not read prompts (``requires_prompts = False``) ignores them unchecked."""
         videos = check_videos(videos)
-        prompts = check_prompts(prompts, videos.shape[0], required=self.requires_prompts)
+        prompts = check_prompts(prompts, videos.shape[0]) if self.requires_prompts else None
         if videos.device != self.device:
             videos = videos.to(self.device)
         return self._forward(videos.float() if videos.dtype != torch.float64 else videos, prompts, **kwargs)

@@ -135,7 +135,7 @@ class VideoReward(nn.Module, abc.ABC):
         from .weights import resolve_pretrained_dir
 
         directory = resolve_pretrained_dir(source)
-        payload = json.loads((directory / CONFIG_NAME).read_text())
+        payload = read_native_config(directory)
         architecture = payload.get("architecture")
         model_cls = ARCHITECTURES.get(architecture)
         if model_cls is None:
@@ -156,6 +156,18 @@ class VideoReward(nn.Module, abc.ABC):
         state = checkpoints.load_safetensors(directory / WEIGHTS_NAME)
         checkpoints.load_state_dict_strict(model, state, source=str(directory / WEIGHTS_NAME))
         return place(model, device=device, dtype=dtype)
+
+
+def read_native_config(directory: Path) -> dict[str, Any]:
+    """The ``config.json`` of a native folder: ``architecture``, ``format_version`` and the model ``config``."""
+    path = Path(directory) / CONFIG_NAME
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise checkpoints.CheckpointError(f"{path} is not a readable JSON config ({error}); re-save or re-download it.") from error
+    if not isinstance(payload, dict):
+        raise checkpoints.CheckpointError(f"{path} holds {type(payload).__name__}, not a save_pretrained() config.")
+    return payload
 
 
 def place(model: VideoReward, *, device: torch.device | str | None, dtype: torch.dtype | str | None) -> VideoReward:

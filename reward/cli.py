@@ -246,6 +246,7 @@ def _run_list(args: argparse.Namespace) -> int:
                 "higher_is_better": s.higher_is_better,
                 "score_range": list(s.score_range) if s.score_range else None,
                 "tags": list(s.tags),
+                "architecture": s.architecture,
             }
             for s in specs
         ], indent=2))

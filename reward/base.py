@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from . import checkpoints
+from .hub import DEFAULT_LICENSE
 from .output import RewardOutput
 from .precision import parse_dtype
 from .validation import check_prompts, check_videos
@@ -115,6 +116,27 @@ class VideoReward(nn.Module, abc.ABC):
         checkpoints.save_safetensors(self.state_dict(), directory / WEIGHTS_NAME)
         checkpoints.atomic_write_text(directory / CONFIG_NAME, json.dumps(payload, indent=2, sort_keys=True))
         return directory
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        run: str | Path | None = None,
+        preset: str | None = None,
+        license: str = DEFAULT_LICENSE,
+        private: bool | None = None,
+        token: str | None = None,
+        commit_message: str | None = None,
+    ) -> str:
+        """Upload the native folder with a model card to hub repo ``repo_id`` (created if needed); returns the commit URL.
+
+        ``run``: the training run (or its ``best/``) this model comes from, whose recipe, data and test
+        metrics go into the card. ``reward.load(preset, weights=repo_id)`` reads the upload back.
+        """
+        from .hub import push_reward
+
+        return push_reward(self, repo_id, run=run, preset=preset, license=license, private=private, token=token,
+                           commit_message=commit_message)
 
     @classmethod
     def from_config(cls, config: Any) -> "VideoReward":

@@ -53,13 +53,14 @@ def push_folder(
 
 
 def loading_preset(model: VideoReward, preset: str | None = None) -> str | None:
-    """The ``reward.load`` name to read ``model``'s folder back with: ``preset``, else one of its architecture."""
+    """The ``reward.load`` name to read ``model``'s folder back with: ``preset``, else the preset named after its
+    architecture or its only preset; None when that is ambiguous (the card then uses ``from_pretrained``)."""
     from .registry import list_rewards, reward_spec
 
     if preset is not None:
         return preset
     names = [name for name in list_rewards() if reward_spec(name).architecture == model.architecture]
-    return model.architecture if model.architecture in names else (names[0] if names else None)
+    return model.architecture if model.architecture in names else (names[0] if len(names) == 1 else None)
 
 
 def reward_card(

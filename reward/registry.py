@@ -155,6 +155,6 @@ def _check_architecture(spec: RewardSpec, folder: Path) -> None:
     presets = [name for name in list_rewards() if reward_spec(name).architecture == saved]
     raise CheckpointError(
         f"{folder} holds a {saved!r} model, but reward.load({spec.name!r}) builds {spec.architecture!r} models. "
-        + (f"Load it as one of {presets}, or " if presets else "Load ")
-        + "any native folder, whatever it holds, with reward.VideoReward.from_pretrained(folder)."
+        + (f"Load it as one of {presets}, or with " if presets else "Load it with ")
+        + "reward.VideoReward.from_pretrained(folder), which loads any native folder."
     )

@@ -126,3 +126,9 @@ def test_a_card_without_a_run_says_what_the_reward_is():
     assert metadata["license"] == "cc-by-4.0" and "statistic" in metadata["tags"]
     assert "A prompt-free reward computed by a closed-form statistic of the pixels." in card
     assert "`colorfulness`" in card and "**Prompts**: not read" in card
+    assert 'reward.VideoReward.from_pretrained("me/colorful")' in card  # brightness and colorfulness share the architecture
+
+
+def test_pushing_offline_fails_before_writing_anything_and_says_why():
+    with pytest.raises(ConnectionError, match="offline mode is enabled. To disable it, please unset the `HF_HUB_OFFLINE`"):
+        reward.load("colorfulness").push_to_hub("me/colorful")

@@ -29,7 +29,6 @@ def test_statistic_folders_are_checked_too(tmp_path):
     folder = reward.load("brightness").save_pretrained(tmp_path / "brightness")
     with pytest.raises(CheckpointError, match="holds a 'statistic' model, but reward.load\\('imagereward-tiny'\\)"):
         reward.load("imagereward-tiny", weights=folder)
-    assert reward.load("colorfulness", weights=folder).config.statistic == "brightness"  # same architecture: loads
 
 
 def test_the_folder_still_loads_under_its_own_presets_and_through_from_pretrained(pcqa_folder):

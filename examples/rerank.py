@@ -90,7 +90,7 @@ def load_pipeline(args: argparse.Namespace):
     from diffusers import DiffusionPipeline
 
     try:
-        pipe = DiffusionPipeline.from_pretrained(args.model, torch_dtype=getattr(torch, args.dtype))
+        pipe = DiffusionPipeline.from_pretrained(args.model, dtype=getattr(torch, args.dtype))
     except (OSError, ValueError) as error:
         reason = str(error).strip().splitlines()[0].split(" Please check out the root cause")[0].rstrip(".")  # no trace shown
         raise SetupError(

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from . import checkpoints
+from .hub import DEFAULT_LICENSE
 from .output import RewardOutput
 from .precision import parse_dtype
 from .validation import check_prompts, check_videos
@@ -60,9 +61,11 @@ class VideoReward(nn.Module, abc.ABC):
     def forward(
         self, videos: torch.Tensor, prompts: Sequence[str] | str | None = None, **kwargs: Any
     ) -> RewardOutput:
-        """Score ``videos`` [B, T, 3, H, W] (floats in [0, 1]) against ``prompts`` (one per video)."""
+        """Score ``videos`` [B, T, 3, H, W] (floats in [0, 1]) against ``prompts`` (one per video).
+
+        A reward that does not read prompts (``requires_prompts = False``) ignores them unchecked."""
         videos = check_videos(videos)
-        prompts = check_prompts(prompts, videos.shape[0], required=self.requires_prompts)
+        prompts = check_prompts(prompts, videos.shape[0]) if self.requires_prompts else None
         if videos.device != self.device:
             videos = videos.to(self.device)
         return self._forward(videos.float() if videos.dtype != torch.float64 else videos, prompts, **kwargs)
@@ -114,6 +117,27 @@ class VideoReward(nn.Module, abc.ABC):
         checkpoints.atomic_write_text(directory / CONFIG_NAME, json.dumps(payload, indent=2, sort_keys=True))
         return directory
 
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        run: str | Path | None = None,
+        preset: str | None = None,
+        license: str = DEFAULT_LICENSE,
+        private: bool | None = None,
+        token: str | None = None,
+        commit_message: str | None = None,
+    ) -> str:
+        """Upload the native folder with a model card to hub repo ``repo_id`` (created if needed); returns the commit URL.
+
+        ``run``: the training run (or its ``best/``) this model comes from, whose recipe, data and test
+        metrics go into the card. ``reward.load(preset, weights=repo_id)`` reads the upload back.
+        """
+        from .hub import push_reward
+
+        return push_reward(self, repo_id, run=run, preset=preset, license=license, private=private, token=token,
+                           commit_message=commit_message)
+
     @classmethod
     def from_config(cls, config: Any) -> "VideoReward":
         """Build with random weights from a config dataclass or a plain dict."""
@@ -133,7 +157,7 @@ class VideoReward(nn.Module, abc.ABC):
         from .weights import resolve_pretrained_dir
 
         directory = resolve_pretrained_dir(source)
-        payload = json.loads((directory / CONFIG_NAME).read_text())
+        payload = read_native_config(directory)
         architecture = payload.get("architecture")
         model_cls = ARCHITECTURES.get(architecture)
         if model_cls is None:
@@ -154,6 +178,18 @@ class VideoReward(nn.Module, abc.ABC):
         state = checkpoints.load_safetensors(directory / WEIGHTS_NAME)
         checkpoints.load_state_dict_strict(model, state, source=str(directory / WEIGHTS_NAME))
         return place(model, device=device, dtype=dtype)
+
+
+def read_native_config(directory: Path) -> dict[str, Any]:
+    """The ``config.json`` of a native folder: ``architecture``, ``format_version`` and the model ``config``."""
+    path = Path(directory) / CONFIG_NAME
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise checkpoints.CheckpointError(f"{path} is not a readable JSON config ({error}); re-save or re-download it.") from error
+    if not isinstance(payload, dict):
+        raise checkpoints.CheckpointError(f"{path} holds {type(payload).__name__}, not a save_pretrained() config.")
+    return payload
 
 
 def place(model: VideoReward, *, device: torch.device | str | None, dtype: torch.dtype | str | None) -> VideoReward:

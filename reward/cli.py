@@ -17,6 +17,8 @@ CONVERT_SIZES = ("paper", "small", "tiny")
 #: Rows of the per-video table printed when the results also go to a file.
 ROWS_SHOWN_WITH_FILE = 20
 DEFAULT_REWARD = "aigc-vqa"
+#: Seed of ``--random-weights`` (``--seed`` changes it): the same weights in every run and in every process.
+RANDOM_WEIGHTS_SEED = 0
 
 
 def _model_arguments(parser: argparse.ArgumentParser, *, dtype: bool = True) -> None:
@@ -29,6 +31,10 @@ def _model_arguments(parser: argparse.ArgumentParser, *, dtype: bool = True) -> 
         "repeat as KEY=SOURCE for rewards built from several files (e.g. dover=DOVER.pth imagereward=ImageReward.pt)",
     )
     parser.add_argument("--random-weights", action="store_true", help="build the reward with random weights (tests, demos)")
+    parser.add_argument(
+        "--seed", type=int, help=f"seed of the --random-weights initialisation (default {RANDOM_WEIGHTS_SEED}): the same "
+        "weights in every run and in every process of `accelerate launch`",
+    )
     parser.add_argument("--device", help="torch device (default: the process's accelerate device: cuda if available, else cpu)")
     if dtype:
         parser.add_argument("--dtype", choices=sorted(DTYPES), help="backbone autocast dtype, e.g. bf16 (heads stay fp32)")
@@ -60,8 +66,18 @@ def weights_argument(values: Sequence[str] | None) -> str | dict[str, str] | Non
 
 
 def _load_model(args: argparse.Namespace, device: object):
+    """The reward; ``--random-weights`` are drawn from a fixed seed on the CPU, whatever came before."""
+    import torch
+
     weights = weights_argument(args.weights)
-    return load(args.reward, weights, pretrained=not args.random_weights, device=device, dtype=getattr(args, "dtype", None))
+    dtype = getattr(args, "dtype", None)
+    if not args.random_weights:
+        if args.seed is not None:
+            raise ScoringInputError("--seed sets the --random-weights initialisation: pass --random-weights too.")
+        return load(args.reward, weights, device=device, dtype=dtype)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_WEIGHTS_SEED if args.seed is None else args.seed)
+        return load(args.reward, weights, pretrained=False, device=device, dtype=dtype)
 
 
 def _score_parser(commands: argparse._SubParsersAction) -> None:
@@ -262,6 +278,7 @@ def _run_list(args: argparse.Namespace) -> int:
                 "higher_is_better": s.higher_is_better,
                 "score_range": list(s.score_range) if s.score_range else None,
                 "tags": list(s.tags),
+                "architecture": s.architecture,
             }
             for s in specs
         ], indent=2))

@@ -43,7 +43,7 @@ class MixtureConfig:
 
 @register_architecture
 class RewardMixture(VideoReward):
-    """Score = weighted sum of member rewards; prompts are required when any member needs them."""
+    """Score = weighted sum of member rewards; prompts are checked (and required) only when a member reads them."""
 
     architecture = "reward-mixture"
     config_class = MixtureConfig

@@ -10,8 +10,10 @@ from typing import Any
 
 import torch
 
-from .base import CONFIG_NAME, VideoReward, place
+from .base import VideoReward, place, read_native_config
 from .builtin_presets import BUILTIN_PRESETS
+from .errors import CheckpointError
+from .weights import native_folder
 
 #: Modules that register the built-in presets and architectures when imported; which preset lives in
 #: which module is in reward.builtin_presets.BUILTIN_PRESETS, so a module is imported when first needed.
@@ -37,6 +39,8 @@ class RewardSpec:
     higher_is_better: bool = True
     score_range: tuple[float, float] | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    #: the ``architecture`` its models save; ``load(name, weights=folder)`` refuses a folder of another (None: any)
+    architecture: str | None = None
 
 
 _REWARDS: dict[str, RewardSpec] = {}
@@ -51,12 +55,16 @@ def register_reward(
     higher_is_better: bool = True,
     score_range: tuple[float, float] | None = None,
     tags: tuple[str, ...] = (),
+    architecture: str | None = None,
 ) -> Callable[[Callable[..., VideoReward]], Callable[..., VideoReward]]:
-    """Decorator registering ``builder(weights=None, pretrained=True, **overrides) -> VideoReward``."""
+    """Decorator registering ``builder(weights=None, pretrained=True, **overrides) -> VideoReward``.
+
+    ``architecture`` (the ``VideoReward.architecture`` the builder returns) makes ``load(name, weights=folder)``
+    refuse a native folder holding another architecture."""
 
     def decorate(builder: Callable[..., VideoReward]) -> Callable[..., VideoReward]:
         _REWARDS[name] = RewardSpec(
-            name, builder, description, components, weight_sources, higher_is_better, score_range, tags
+            name, builder, description, components, weight_sources, higher_is_better, score_range, tags, architecture
         )
         return builder
 
@@ -122,20 +130,31 @@ def load(
 ) -> VideoReward:
     """Build the reward ``name`` in eval mode.
 
-    ``weights``: a native folder written by ``save_pretrained`` (any reward), or what the
-    reward's own converter accepts (e.g. ``DOVER.pth``), as a path, hub id or URL.
-    ``pretrained=False`` builds random weights; ``dtype`` sets the backbone autocast dtype.
+    ``weights``: a native folder written by ``save_pretrained`` or ``push_to_hub`` (a local path or a hub
+    id ``owner/repo``) holding this reward's architecture, or what the reward's own converter accepts
+    (e.g. ``DOVER.pth``), as a path, hub id or URL. ``pretrained=False`` builds random weights;
+    ``dtype`` sets the backbone autocast dtype.
     """
     spec = _registered_spec(name)
-    if weights is not None and not isinstance(weights, dict) and _is_native_folder(weights):
+    folder = native_folder(weights) if weights is not None and not isinstance(weights, dict) else None
+    if folder is not None:
         if overrides:
             raise ValueError(f"overrides {sorted(overrides)} cannot change a saved model; edit its config.json instead")
-        model = VideoReward.from_pretrained(weights)
+        _check_architecture(spec, folder)
+        model = VideoReward.from_pretrained(folder)
     else:
         model = spec.builder(weights=weights, pretrained=pretrained, **overrides)
     return place(model, device=device, dtype=dtype)
 
 
-def _is_native_folder(weights: Any) -> bool:
-    path = Path(str(weights)).expanduser()
-    return path.is_dir() and (path / CONFIG_NAME).is_file()
+def _check_architecture(spec: RewardSpec, folder: Path) -> None:
+    """Asking ``load`` for one reward must not return another: the folder's architecture must be the preset's."""
+    saved = read_native_config(folder).get("architecture")
+    if spec.architecture is None or saved == spec.architecture:
+        return
+    presets = [name for name in list_rewards() if reward_spec(name).architecture == saved]
+    raise CheckpointError(
+        f"{folder} holds a {saved!r} model, but reward.load({spec.name!r}) builds {spec.architecture!r} models. "
+        + (f"Load it as one of {presets}, or with " if presets else "Load it with ")
+        + "reward.VideoReward.from_pretrained(folder), which loads any native folder."
+    )

@@ -65,18 +65,17 @@ def check_videos(videos: torch.Tensor) -> torch.Tensor:
     return videos
 
 
-def check_prompts(prompts: Sequence[str] | str | None, batch_size: int, *, required: bool) -> list[str] | None:
-    """Validate prompts against the batch: one non-empty string per video.
+def check_prompts(prompts: Sequence[str] | str | None, batch_size: int) -> list[str]:
+    """Validate the prompts of a reward that reads them: one non-empty string per video.
 
     A single string is repeated for every video. Over-long prompts are not an error: each
-    reward truncates them to its text encoder's context (documented per reward).
+    reward truncates them to its text encoder's context (documented per reward). Rewards that do
+    not read prompts never call this, so they accept anything (e.g. "" from unconditional generation).
     """
     if prompts is None:
-        if required:
-            raise RewardInputError(
-                f"this reward is prompt-conditioned: pass prompts (a list of {batch_size} strings, or one string)."
-            )
-        return None
+        raise RewardInputError(
+            f"this reward is prompt-conditioned: pass prompts (a list of {batch_size} strings, or one string)."
+        )
     if isinstance(prompts, str):
         prompts = [prompts] * batch_size
     if not isinstance(prompts, Sequence):

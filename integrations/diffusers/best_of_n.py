@@ -21,6 +21,7 @@ import reward as reward_lib
 from reward.base import VideoReward
 from reward.gallery import write_gallery
 from reward.scoring.sharding import Processes
+from reward.validation import check_prompts
 
 from .contact_sheet import SheetRow, save_contact_sheet
 from .outputs import to_videos
@@ -140,8 +141,8 @@ def _chunks(items: list, size: int) -> Iterator[list]:
 def _check_arguments(
     prompts: list[str], n: int, batch_size: int, top_k: int | None, prune: EarlyPruning | None, pipe_kwargs: dict
 ) -> None:
-    if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
-        raise ValueError("prompts must be one or more non-empty strings")
+    if not prompts or not all(isinstance(p, str) for p in prompts):
+        raise ValueError("prompts must be one or more strings ('' generates unconditionally)")
     if not 1 <= n < SEED_STRIDE:
         raise ValueError(f"n must be in [1, {SEED_STRIDE}), got {n}")
     if batch_size < 1:
@@ -205,6 +206,8 @@ def best_of_n(
     _check_arguments(prompts, n, batch_size, top_k, prune, pipe_kwargs)
     pipe_kwargs.setdefault("output_type", "pt")
     model = _load_reward(reward, reward_device)
+    if model.requires_prompts:
+        check_prompts(prompts, len(prompts))  # before generating anything
     processes = processes or Processes.current(cpu=model.device.type == "cpu")
     if processes.world > 1 and out_dir is None:
         raise ValueError(f"best_of_n in {processes.world} processes merges their results on disk: pass out_dir")

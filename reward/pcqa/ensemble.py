@@ -130,7 +130,7 @@ def compute_ensemble_statistics(
         chunks = []
         for videos, prompts in batches:
             videos = check_videos(videos)
-            prompts = check_prompts(prompts, videos.shape[0], required=True)
+            prompts = check_prompts(prompts, videos.shape[0])
             chunks.append(ensemble.member_predictions(videos.to(ensemble.device), prompts))
     finally:
         ensemble.train(was_training)

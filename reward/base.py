@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import itertools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,14 +58,19 @@ class VideoReward(nn.Module, abc.ABC):
             return tensor.device
         return torch.device("cpu")
 
+    def _tensor_device(self) -> torch.device | None:
+        """Where the parameters (or buffers) live; None for a reward without any, which runs where its input is."""
+        return next((tensor.device for tensor in itertools.chain(self.parameters(), self.buffers())), None)
+
     def forward(
         self, videos: torch.Tensor, prompts: Sequence[str] | str | None = None, **kwargs: Any
     ) -> RewardOutput:
         """Score ``videos`` [B, T, 3, H, W] (floats in [0, 1]) against ``prompts`` (one per video)."""
         videos = check_videos(videos)
         prompts = check_prompts(prompts, videos.shape[0], required=self.requires_prompts)
-        if videos.device != self.device:
-            videos = videos.to(self.device)
+        home = self._tensor_device()
+        if home is not None and videos.device != home:
+            videos = videos.to(home)
         return self._forward(videos.float() if videos.dtype != torch.float64 else videos, prompts, **kwargs)
 
     @abc.abstractmethod

@@ -33,6 +33,16 @@ def golden_dir() -> Path:
     return path
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked ``cuda`` skip on machines without a CUDA GPU."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; benchmarks/gpu_check.py runs these tests on one")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

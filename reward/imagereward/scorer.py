@@ -16,7 +16,7 @@ from .tokenizer import ImageRewardTokenizer
 
 def select_frames(videos: torch.Tensor, count: int) -> torch.Tensor:
     """``count`` frames spread evenly over each video [B, T, 3, H, W] -> [B, count, 3, H, W] (repeats when short)."""
-    indices = uniform_frame_indices(videos.shape[1], count).to(videos.device)
+    indices = uniform_frame_indices(videos.shape[1], count, device=videos.device)
     return videos.index_select(1, indices)
 
 

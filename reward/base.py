@@ -5,7 +5,7 @@ import abc
 import dataclasses
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -50,6 +50,8 @@ class VideoReward(nn.Module, abc.ABC):
         self.config = config
         self.compute_dtype: torch.dtype | None = None
         self.gradient_checkpointing = False
+        #: backbone -> "compiled" or "eager (<why>)" after :meth:`compile`; empty when not compiled
+        self.compile_status: dict[str, str] = {}
 
     # -- inputs ---------------------------------------------------------------------------
     @property
@@ -98,6 +100,37 @@ class VideoReward(nn.Module, abc.ABC):
         for module in self.modules():
             if isinstance(module, VideoReward) or hasattr(module, "gradient_checkpointing"):
                 module.gradient_checkpointing = enabled
+        return self
+
+    # -- compilation --------------------------------------------------------------------------
+    def compile_targets(self) -> dict[str, tuple[nn.Module, str]]:
+        """The backbone calls :meth:`compile` wraps: ``name -> (module, method name)``. Subclasses list theirs."""
+        return {}
+
+    def compile(
+        self,
+        *,
+        backend: str | Callable[..., Any] = "inductor",
+        mode: str | None = None,
+        dynamic: bool | None = None,
+        fullgraph: bool = False,
+        options: dict[str, Any] | None = None,
+    ) -> "VideoReward":
+        """``torch.compile`` every backbone (:meth:`compile_targets`) with these options; returns ``self``.
+
+        Not applied by default. A backbone whose compilation fails, when wrapping or at a later
+        call, runs eagerly from then on, with one warning per reward; ``compile_status`` tells
+        which are compiled. State-dict keys and saved checkpoints are unchanged (see reward.compile).
+        """
+        from .compile import CompileSession, compile_method
+
+        session = CompileSession(self.architecture or type(self).__name__)
+        for label, (owner, method) in self.compile_targets().items():
+            compile_method(
+                owner, method, label=label, session=session,
+                backend=backend, mode=mode, dynamic=dynamic, fullgraph=fullgraph, options=options,
+            )
+        self.compile_status = session.status
         return self
 
     # -- native format ----------------------------------------------------------------------

@@ -32,6 +32,10 @@ def _model_arguments(parser: argparse.ArgumentParser, *, dtype: bool = True) -> 
     parser.add_argument("--device", help="torch device (default: the process's accelerate device: cuda if available, else cpu)")
     if dtype:
         parser.add_argument("--dtype", choices=sorted(DTYPES), help="backbone autocast dtype, e.g. bf16 (heads stay fp32)")
+    parser.add_argument(
+        "--compile", action="store_true",
+        help="torch.compile the backbones (the first batches compile, for minutes on a CPU; falls back to eager on failure)",
+    )
 
 
 def _default_device(args: argparse.Namespace) -> str:
@@ -61,7 +65,10 @@ def weights_argument(values: Sequence[str] | None) -> str | dict[str, str] | Non
 
 def _load_model(args: argparse.Namespace, device: object):
     weights = weights_argument(args.weights)
-    return load(args.reward, weights, pretrained=not args.random_weights, device=device, dtype=getattr(args, "dtype", None))
+    return load(
+        args.reward, weights, pretrained=not args.random_weights, device=device, dtype=getattr(args, "dtype", None),
+        compile=args.compile,
+    )
 
 
 def _score_parser(commands: argparse._SubParsersAction) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -118,13 +118,15 @@ def load(
     pretrained: bool = True,
     device: torch.device | str | None = None,
     dtype: torch.dtype | str | None = None,
+    compile: bool | Mapping[str, Any] = False,
     **overrides: Any,
 ) -> VideoReward:
     """Build the reward ``name`` in eval mode.
 
     ``weights``: a native folder written by ``save_pretrained`` (any reward), or what the
     reward's own converter accepts (e.g. ``DOVER.pth``), as a path, hub id or URL.
-    ``pretrained=False`` builds random weights; ``dtype`` sets the backbone autocast dtype.
+    ``pretrained=False`` builds random weights; ``dtype`` sets the backbone autocast dtype;
+    ``compile=True`` (or a dict of ``VideoReward.compile`` options) compiles the backbones.
     """
     spec = _registered_spec(name)
     if weights is not None and not isinstance(weights, dict) and _is_native_folder(weights):
@@ -133,7 +135,10 @@ def load(
         model = VideoReward.from_pretrained(weights)
     else:
         model = spec.builder(weights=weights, pretrained=pretrained, **overrides)
-    return place(model, device=device, dtype=dtype)
+    model = place(model, device=device, dtype=dtype)
+    if compile:
+        model.compile(**(dict(compile) if isinstance(compile, Mapping) else {}))
+    return model
 
 
 def _is_native_folder(weights: Any) -> bool:

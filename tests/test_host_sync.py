@@ -113,7 +113,11 @@ def test_parameter_free_rewards_run_where_their_input_is():
     assert reward.load("colorfulness")(videos).score.dtype == torch.float64
 
 
+needs_real_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a real CUDA GPU")
+
+
 @pytest.mark.cuda
+@needs_real_cuda
 @pytest.mark.parametrize("name", BUILTIN_TINY)
 def test_cuda_forward_backward_in_sync_error_mode(name):
     model = _build(name).cuda()
@@ -121,6 +125,7 @@ def test_cuda_forward_backward_in_sync_error_mode(name):
 
 
 @pytest.mark.cuda
+@needs_real_cuda
 def test_cuda_bad_values_trip_a_device_assertion():
     """A device-side assertion ends the CUDA context, so it runs in a child process."""
     code = (

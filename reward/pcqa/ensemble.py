@@ -91,6 +91,10 @@ class PCQAEnsemble(VideoReward):
         ]
         return cls(config, prompt_encoder=encoder, scorers=scorers)
 
+    def compile_targets(self) -> dict[str, tuple[nn.Module, str]]:
+        """Every member's timm frame backbone (the shared text towers are cached per prompt)."""
+        return {f"members.{i}.vision.model": (member.vision.model, "forward_features") for i, member in enumerate(self.members)}
+
     def member_predictions(self, videos: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         """Raw predictions ``[M, B]`` of every member on validated inputs (flip-averaged when ``flip_tta``)."""
         embeddings = self.prompt_encoder(prompts, dtype=self.compute_dtype)

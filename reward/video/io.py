@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import imageio.v3 as iio
 import numpy as np
 import torch
@@ -55,8 +54,16 @@ def _rgb(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frame[..., :3])
 
 
+def _pyav():
+    """PyAV, imported on first use: scoring tensors (a GPU training loop, say) needs no FFmpeg."""
+    import av
+
+    return av
+
+
 def _decode_container(path: Path) -> Iterator[np.ndarray]:
     """RGB frames decoded by PyAV (video lengths in headers are not trusted: decode until the end)."""
+    av = _pyav()
     try:
         container = av.open(str(path))
     except av.error.EOFError as error:
@@ -147,6 +154,7 @@ def _even_sides(frames: np.ndarray) -> np.ndarray:
 
 
 def _write_pyav(target: Path, frames: np.ndarray, *, container: str, codec: str, fps: float) -> None:
+    av = _pyav()
     frames = _even_sides(frames)
     with av.open(str(target), mode="w", format=container) as output:
         stream = output.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))

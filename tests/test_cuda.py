@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import reward
-from integrations.diffusers import best_of_n, build_tiny_pipeline, tiny_generation_kwargs
+from integrations.diffusers import build_tiny_pipeline, tiny_generation_kwargs
+from integrations.diffusers.best_of_n import best_of_n
 from integrations.finetune.backprop import BackpropConfig, RewardBackpropTrainer
 from integrations.finetune.ddpo import DDPOConfig, VideoDDPOTrainer
 from reward.compile import COMPILED
@@ -189,7 +190,7 @@ def test_one_ddpo_epoch_on_cuda(tmp_path):
 
 @pytest.mark.parametrize("name", ["aigc-vqa-tiny", "pcqa-tiny"])
 def test_compiled_backbones_match_eager_on_cuda(name, ieee_fp32):
-    """Inductor (Triton) kernels: scores within 1e-5, gradients within 1e-4; then another batch size."""
+    """Inductor (Triton) kernels: scores within 1e-5, gradients within 1e-4 (recompiles: tests/test_compile.py)."""
     model = _tiny(name)
     videos = _videos()
     score, grad = _score_and_grad(model, videos)
@@ -198,6 +199,3 @@ def test_compiled_backbones_match_eager_on_cuda(name, ieee_fp32):
     assert set(model.compile_status.values()) == {COMPILED}, model.compile_status
     torch.testing.assert_close(compiled_score, score, atol=1e-5, rtol=0)
     torch.testing.assert_close(compiled_grad, grad, atol=1e-4, rtol=0)
-    with torch.no_grad():
-        three = model(_videos(batch=3), PROMPTS + PROMPTS[:1]).score
-    assert three.shape == (3,) and torch.isfinite(three).all()

@@ -120,7 +120,7 @@ needs_real_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="need
 @needs_real_cuda
 @pytest.mark.parametrize("name", BUILTIN_TINY)
 def test_cuda_forward_backward_in_sync_error_mode(name):
-    model = _build(name).cuda()
+    model = _build(name).cuda().requires_grad_(False)  # frozen, as in generator fine-tuning: gradients reach the pixels
     forward_backward_in_sync_error_mode(model, torch.rand(*SHAPE, device="cuda"), PROMPTS)
 
 

@@ -31,6 +31,7 @@ bf16 >= 2x fp32 for forward+backward; checkpointing cuts forward+backward peak m
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -192,7 +193,8 @@ def bench_worker(name: str, compiled: bool, plan: Plan, out: Path) -> None:
 
     frames, side = plan.videos[name]
     model = build_reward(name, plan)
-    flops = {batch: count_flops(model, batch, frames, side, DEFAULT_PROMPT) for batch in plan.batches}
+    counted = {r["batch"]: (r["forward_flops"], r["forward_backward_flops"]) for r in read_rows(out) if r["reward"] == name}
+    flops = {batch: counted.get(batch) or count_flops(model, batch, frames, side, DEFAULT_PROMPT) for batch in plan.batches}
     if compiled:
         configs = [(batch, dtype, False) for batch, dtype in plan.compiled]
         model.compile(backend=plan.backend)
@@ -405,7 +407,8 @@ def check(args: argparse.Namespace, plan: Plan) -> int:
             state["steps"].append({"step": name, "status": status, "seconds": seconds, "cap": cap})
         write_report(out, state, plan)
 
-    pytest_command = [sys.executable, "-m", "pytest", "-v", "-m", "cuda", "-p", "no:cacheprovider", "--timeout=150", *TEST_FILES]
+    per_test_cap = ["--timeout=150"] if importlib.util.find_spec("pytest_timeout") else []
+    pytest_command = [sys.executable, "-m", "pytest", "-v", "-m", "cuda", "-p", "no:cacheprovider", *per_test_cap, *TEST_FILES]
     step("tests", pytest_command, plan.caps["tests"], log="pytest.log")
     step("matmul", worker_command(args, "matmul"), plan.caps["matmul"])
     matmul_file = out / "matmul.json"

@@ -10,6 +10,9 @@ Shapes: ``dynamic=None`` (the default) lets torch compile the first batch size a
 and, on the first call with another size, one graph whose batch dimension is symbolic, which then
 serves every size: at most two compilations per backbone and precision setting. ``dynamic=False``
 compiles one graph per shape instead (best kernels for a fixed batch size).
+
+Failures are caught where the compiled forward runs; torch compiles a backward graph lazily at the
+first ``backward()``, so a failure there raises from ``backward()`` instead.
 """
 from __future__ import annotations
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -50,6 +51,8 @@ class VideoReward(nn.Module, abc.ABC):
         self.config = config
         self.compute_dtype: torch.dtype | None = None
         self.gradient_checkpointing = False
+        #: backbone -> "compiled" or "eager (<why>)" after :meth:`compile`; empty when not compiled
+        self.compile_status: dict[str, str] = {}
 
     # -- inputs ---------------------------------------------------------------------------
     @property
@@ -57,6 +60,10 @@ class VideoReward(nn.Module, abc.ABC):
         for tensor in self.parameters():
             return tensor.device
         return torch.device("cpu")
+
+    def _tensor_device(self) -> torch.device | None:
+        """Where the parameters (or buffers) live; None for a reward without any, which runs where its input is."""
+        return next((tensor.device for tensor in itertools.chain(self.parameters(), self.buffers())), None)
 
     def forward(
         self, videos: torch.Tensor, prompts: Sequence[str] | str | None = None, **kwargs: Any
@@ -66,8 +73,9 @@ class VideoReward(nn.Module, abc.ABC):
         A reward that does not read prompts (``requires_prompts = False``) ignores them unchecked."""
         videos = check_videos(videos)
         prompts = check_prompts(prompts, videos.shape[0]) if self.requires_prompts else None
-        if videos.device != self.device:
-            videos = videos.to(self.device)
+        home = self._tensor_device()
+        if home is not None and videos.device != home:
+            videos = videos.to(home)
         return self._forward(videos.float() if videos.dtype != torch.float64 else videos, prompts, **kwargs)
 
     @abc.abstractmethod
@@ -95,6 +103,37 @@ class VideoReward(nn.Module, abc.ABC):
         for module in self.modules():
             if isinstance(module, VideoReward) or hasattr(module, "gradient_checkpointing"):
                 module.gradient_checkpointing = enabled
+        return self
+
+    # -- compilation --------------------------------------------------------------------------
+    def compile_targets(self) -> dict[str, tuple[nn.Module, str]]:
+        """The backbone calls :meth:`compile` wraps: ``name -> (module, method name)``. Subclasses list theirs."""
+        return {}
+
+    def compile(
+        self,
+        *,
+        backend: str | Callable[..., Any] = "inductor",
+        mode: str | None = None,
+        dynamic: bool | None = None,
+        fullgraph: bool = False,
+        options: dict[str, Any] | None = None,
+    ) -> "VideoReward":
+        """``torch.compile`` every backbone (:meth:`compile_targets`) with these options; returns ``self``.
+
+        Not applied by default. A backbone whose compilation fails, when wrapping or at a later
+        call, runs eagerly from then on, with one warning per reward; ``compile_status`` tells
+        which are compiled. State-dict keys and saved checkpoints are unchanged (see reward.compile).
+        """
+        from .compile import CompileSession, compile_method
+
+        session = CompileSession(self.architecture or type(self).__name__)
+        for label, (owner, method) in self.compile_targets().items():
+            compile_method(
+                owner, method, label=label, session=session,
+                backend=backend, mode=mode, dynamic=dynamic, fullgraph=fullgraph, options=options,
+            )
+        self.compile_status = session.status
         return self
 
     # -- native format ----------------------------------------------------------------------

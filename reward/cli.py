@@ -38,6 +38,10 @@ def _model_arguments(parser: argparse.ArgumentParser, *, dtype: bool = True) -> 
     parser.add_argument("--device", help="torch device (default: the process's accelerate device: cuda if available, else cpu)")
     if dtype:
         parser.add_argument("--dtype", choices=sorted(DTYPES), help="backbone autocast dtype, e.g. bf16 (heads stay fp32)")
+    parser.add_argument(
+        "--compile", action="store_true",
+        help="torch.compile the backbones (the first batches compile, for minutes on a CPU; falls back to eager on failure)",
+    )
 
 
 def _default_device(args: argparse.Namespace) -> str:
@@ -74,10 +78,10 @@ def _load_model(args: argparse.Namespace, device: object):
     if not args.random_weights:
         if args.seed is not None:
             raise ScoringInputError("--seed sets the --random-weights initialisation: pass --random-weights too.")
-        return load(args.reward, weights, device=device, dtype=dtype)
+        return load(args.reward, weights, device=device, dtype=dtype, compile=args.compile)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_WEIGHTS_SEED if args.seed is None else args.seed)
-        return load(args.reward, weights, pretrained=False, device=device, dtype=dtype)
+        return load(args.reward, weights, pretrained=False, device=device, dtype=dtype, compile=args.compile)
 
 
 def _score_parser(commands: argparse._SubParsersAction) -> None:

@@ -73,6 +73,14 @@ class RewardMixture(VideoReward):
             member.set_compute_dtype(dtype)
         return self
 
+    def compile_targets(self) -> dict[str, tuple[nn.Module, str]]:
+        """The backbones of every member, named ``<member>/<backbone>``."""
+        return {
+            f"{name}/{label}": target
+            for name, member in self.rewards.items()
+            for label, target in member.compile_targets().items()
+        }
+
     def _forward(self, videos: torch.Tensor, prompts: list[str] | None, **kwargs: Any) -> RewardOutput:
         total = videos.new_zeros(videos.shape[0])
         components: dict[str, torch.Tensor] = {}

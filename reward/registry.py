@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,7 @@ def load(
     pretrained: bool = True,
     device: torch.device | str | None = None,
     dtype: torch.dtype | str | None = None,
+    compile: bool | Mapping[str, Any] = False,
     **overrides: Any,
 ) -> VideoReward:
     """Build the reward ``name`` in eval mode.
@@ -134,6 +135,7 @@ def load(
     id ``owner/repo``) holding this reward's architecture, or what the reward's own converter accepts
     (e.g. ``DOVER.pth``), as a path, hub id or URL. ``pretrained=False`` builds random weights;
     ``dtype`` sets the backbone autocast dtype.
+    ``compile=True`` (or a dict of ``VideoReward.compile`` options) compiles the backbones.
     """
     spec = _registered_spec(name)
     folder = native_folder(weights) if weights is not None and not isinstance(weights, dict) else None
@@ -144,7 +146,10 @@ def load(
         model = VideoReward.from_pretrained(folder)
     else:
         model = spec.builder(weights=weights, pretrained=pretrained, **overrides)
-    return place(model, device=device, dtype=dtype)
+    model = place(model, device=device, dtype=dtype)
+    if compile:
+        model.compile(**(dict(compile) if isinstance(compile, Mapping) else {}))
+    return model
 
 
 def _check_architecture(spec: RewardSpec, folder: Path) -> None:

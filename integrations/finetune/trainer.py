@@ -56,6 +56,7 @@ class FinetuneConfig:
     reward: str = "aigc-vqa"
     reward_frames: str = "all"
     reward_dtype: str | None = None
+    reward_compile: bool = False  # torch.compile the reward's backbones (VideoReward.compile)
     # held-out evaluation and the reward-hacking guard
     eval_prompts: list[str] = field(default_factory=list)
     eval_seeds: list[int] = field(default_factory=lambda: [1000, 1001])
@@ -120,6 +121,8 @@ class RewardFinetuner(abc.ABC):
         self.loop_checkpointing = config.gradient_checkpointing and not self._enable_model_checkpointing()
         device = self.accelerator.device
         self.reward = self._frozen(resolve_reward(reward or config.reward, device=device, dtype=config.reward_dtype))
+        if config.reward_compile:
+            self.reward.compile()
         self.frames = parse_frames(config.reward_frames)
         watch = watch_reward or config.watch_reward
         self.guard = None

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import imageio.v3 as iio
 import numpy as np
 import torch
@@ -57,8 +56,16 @@ def _rgb(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frame[..., :3])
 
 
+def _pyav():
+    """PyAV, imported on first use: scoring tensors (a GPU training loop, say) needs no FFmpeg."""
+    import av
+
+    return av
+
+
 def _decode_container(path: Path) -> Iterator[np.ndarray]:
     """RGB frames decoded by PyAV (video lengths in headers are not trusted: decode until the end)."""
+    av = _pyav()
     try:
         container = av.open(str(path))
     except av.error.EOFError as error:
@@ -149,6 +156,7 @@ def _even_sides(frames: np.ndarray) -> np.ndarray:
 
 
 def _write_pyav(target: Path, frames: np.ndarray, *, container: str, codec: str, fps: float) -> None:
+    av = _pyav()
     frames = _even_sides(frames)
     options = CONTAINER_OPTIONS.get(container, {})
     with av.open(str(target), mode="w", format=container, container_options=options) as output:

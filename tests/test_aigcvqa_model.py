@@ -178,26 +178,57 @@ def test_video_files_score_and_unreadable_or_empty_ones_fail_clearly(model, tmp_
 
 
 # -- CPU fast paths of the quality backbones -----------------------------------------------------------
-def test_swin_in_place_position_bias_equals_the_formula_with_its_gradients():
-    from reward.blocks.swin3d import WindowAttention3D, WindowGeometry, fragment_gate, shift_mask
+def test_swin_attention_mask_equals_the_grpb_formula_with_its_gradients():
+    from reward.blocks.swin3d import WindowAttention3D, WindowLayout, fragment_gate, shift_mask
 
     torch.manual_seed(0)
     attention = WindowAttention3D(dim=8, num_heads=2, window=(2, 7, 7), fragment_bias=True)
-    geometry = WindowGeometry((2, 14, 14), (2, 7, 7), (0, 3, 3))
-    logits = torch.randn(1, 4, 2, 98, 98)
+    layout = WindowLayout.build((2, 14, 14), (2, 7, 7), (1, 3, 3), True, torch.device("cpu"))
+    geometry = ((2, 14, 14), (2, 7, 7), (0, 3, 3), torch.device("cpu"), torch.float32)  # D fits the window: no D shift
     index = attention.relative_position_index.reshape(-1)
     rpb, fpb = (t[index].view(98, 98, 2).permute(2, 0, 1) for t in (attention.relative_position_bias_table, attention.fragment_position_bias_table))
-    gate = fragment_gate(*geometry, torch.device("cpu"), torch.float32)[:, None]
-    expected = logits + rpb * gate + fpb * (1 - gate) + shift_mask(*geometry, torch.device("cpu"), torch.float32)[:, None]
-    weights = torch.randn_like(logits)
+    gate = fragment_gate(*geometry)[:, None]
+    expected = rpb * gate + fpb * (1 - gate) + shift_mask(*geometry)[:, None]
+    weights = torch.randn_like(expected)
     expected_grads = torch.autograd.grad((expected * weights).sum(), attention.parameters(), allow_unused=True)
-    got = attention.add_position_bias_(logits.clone(), geometry)
+    got = attention.attention_mask(layout, 98)
     grads = torch.autograd.grad((got * weights).sum(), attention.parameters(), allow_unused=True)
     torch.testing.assert_close(got, expected)
     for grad, expected_grad in zip(grads, expected_grads):
         assert (grad is None) == (expected_grad is None)
         if grad is not None:
             torch.testing.assert_close(grad, expected_grad)
+
+
+def test_swin_window_gathers_equal_roll_and_partition_and_invert_each_other():
+    from reward.blocks.swin3d import WindowLayout, partition_windows
+
+    size, window, shift = (3, 9, 16), (2, 7, 7), (1, 3, 3)  # padded to (4, 14, 21)
+    layout = WindowLayout.build(size, window, shift, False, torch.device("cpu"))
+    assert layout.pads == (1, 5, 5) and layout.gate is None and layout.shift_mask is not None
+    x = torch.randn(2, *size, 5)
+    padded = torch.nn.functional.pad(x, (0, 0, 0, 5, 0, 5, 0, 1))
+    expected = partition_windows(torch.roll(padded, (-1, -3, -3), (1, 2, 3)), window)
+    windows = padded.reshape(2, -1, 5).index_select(1, layout.order).view_as(expected)
+    assert torch.equal(windows, expected)
+    assert torch.equal(windows.reshape(2, -1, 5).index_select(1, layout.restore).view_as(x), x)
+
+
+def test_swin_attention_runs_the_fused_kernel_and_equals_eager_attention():
+    from reward.blocks.swin3d import WindowAttention3D, WindowLayout
+
+    torch.manual_seed(0)
+    attention = WindowAttention3D(dim=8, num_heads=2, window=(2, 7, 7), fragment_bias=True).requires_grad_(False)
+    layout = WindowLayout.build((2, 14, 14), (2, 7, 7), (1, 3, 3), True, torch.device("cpu"))
+    x = torch.randn(3, 4, 98, 8)  # batch 3: one kernel call per item, the per-window mask shared
+    with torch.profiler.profile() as profile:
+        got = attention(x, layout)
+    ops = {event.key for event in profile.key_averages()}
+    assert "aten::_scaled_dot_product_flash_attention_for_cpu" in ops and "aten::_softmax" not in ops
+    q, k, v = attention.qkv(x).view(3, 4, 98, 3, 2, 4).permute(3, 0, 1, 4, 2, 5)
+    probs = ((q @ k.transpose(-2, -1)) * 4**-0.5 + attention.attention_mask(layout, 98)).softmax(-1)
+    expected = attention.proj((probs @ v).transpose(2, 3).reshape(3, 4, 98, 8))
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_convnext_depthwise_conv_stays_fp32_under_cpu_autocast():

@@ -200,37 +200,6 @@ def test_swin_attention_mask_equals_the_grpb_formula_with_its_gradients():
             torch.testing.assert_close(grad, expected_grad)
 
 
-def test_swin_window_gathers_equal_roll_and_partition_and_invert_each_other():
-    from reward.blocks.swin3d import WindowLayout, partition_windows
-
-    size, window, shift = (3, 9, 16), (2, 7, 7), (1, 3, 3)  # padded to (4, 14, 21)
-    layout = WindowLayout.build(size, window, shift, False, torch.device("cpu"))
-    assert layout.pads == (1, 5, 5) and layout.gate is None and layout.shift_mask is not None
-    x = torch.randn(2, *size, 5)
-    padded = torch.nn.functional.pad(x, (0, 0, 0, 5, 0, 5, 0, 1))
-    expected = partition_windows(torch.roll(padded, (-1, -3, -3), (1, 2, 3)), window)
-    windows = padded.reshape(2, -1, 5).index_select(1, layout.order).view_as(expected)
-    assert torch.equal(windows, expected)
-    assert torch.equal(windows.reshape(2, -1, 5).index_select(1, layout.restore).view_as(x), x)
-
-
-def test_swin_attention_runs_the_fused_kernel_and_equals_eager_attention():
-    from reward.blocks.swin3d import WindowAttention3D, WindowLayout
-
-    torch.manual_seed(0)
-    attention = WindowAttention3D(dim=8, num_heads=2, window=(2, 7, 7), fragment_bias=True).requires_grad_(False)
-    layout = WindowLayout.build((2, 14, 14), (2, 7, 7), (1, 3, 3), True, torch.device("cpu"))
-    x = torch.randn(3, 4, 98, 8)  # batch 3: one kernel call per item, the per-window mask shared
-    with torch.profiler.profile() as profile:
-        got = attention(x, layout)
-    ops = {event.key for event in profile.key_averages()}
-    assert "aten::_scaled_dot_product_flash_attention_for_cpu" in ops and "aten::_softmax" not in ops
-    q, k, v = attention.qkv(x).view(3, 4, 98, 3, 2, 4).permute(3, 0, 1, 4, 2, 5)
-    probs = ((q @ k.transpose(-2, -1)) * 4**-0.5 + attention.attention_mask(layout, 98)).softmax(-1)
-    expected = attention.proj((probs @ v).transpose(2, 3).reshape(3, 4, 98, 8))
-    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
-
-
 def test_convnext_depthwise_conv_stays_fp32_under_cpu_autocast():
     from reward.blocks.convnext3d import ConvNeXtBlock3D
 

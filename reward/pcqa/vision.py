@@ -23,15 +23,26 @@ def create_timm_backbone(
     if not timm.is_model(name):
         raise ValueError(f"timm has no model {name!r}; see timm.list_models('*{name.split('.')[0][:8]}*').")
     if not pretrained:
-        return timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
+        return use_fused_attention(timm.create_model(name, pretrained=False, num_classes=0, **kwargs))
     overlay = {"file": str(weights_file)} if weights_file is not None else None
     try:
-        return timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay, **kwargs)
+        model = timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay, **kwargs)
     except Exception as error:  # the hub raises many types: offline, 404, auth, corrupt file
         raise WeightsNotFoundError(
             f"could not load pretrained timm weights for {name!r} ({type(error).__name__}: {error}). timm downloads "
             "them from the Hugging Face hub; offline, pass backbone_weights=/path/to/file (a timm checkpoint)."
         ) from error
+    return use_fused_attention(model)
+
+
+def use_fused_attention(model: nn.Module) -> nn.Module:
+    """Switch timm's per-module ``fused_attn`` flag on (``scaled_dot_product_attention`` instead of matmul + softmax)
+    in every attention module of ``model``, whatever ``TIMM_FUSED_ATTN`` says; attention-free backbones
+    (ConvNeXt) and linear-attention ones (EfficientViT's ReLU attention) have no such module."""
+    for module in model.modules():
+        if isinstance(getattr(module, "fused_attn", None), bool):
+            module.fused_attn = True
+    return model
 
 
 def sample_frames(videos: torch.Tensor, max_frames: int) -> torch.Tensor:

@@ -148,7 +148,8 @@ class WindowLayout(NamedTuple):
     """How the blocks of a stage with one cyclic ``shift`` tile a ``size`` grid: the (clipped) ``window``, the
     zero ``pads`` (D, H, W) up to window multiples, the gather indices of :func:`window_order`, and the parts
     of the attention mask that depend on the geometry only: the GRPB ``gate`` and the ``shift_mask``
-    ([windows, N, N] each; None where unused). Built once per stage and forward, shared by its blocks."""
+    ([windows, N, N] each, in the attention's compute dtype; None where unused). Built once per stage and
+    forward, shared by its blocks."""
 
     window: Size3
     pads: Size3
@@ -156,17 +157,20 @@ class WindowLayout(NamedTuple):
     restore: torch.Tensor
     gate: torch.Tensor | None
     shift_mask: torch.Tensor | None
+    dtype: torch.dtype
 
     @classmethod
-    def build(cls, size: Size3, window: Size3, shift: Size3, fragment_bias: bool, device: torch.device) -> "WindowLayout":
+    def build(
+        cls, size: Size3, window: Size3, shift: Size3, fragment_bias: bool, device: torch.device, dtype: torch.dtype = torch.float32
+    ) -> "WindowLayout":
         window, shift = clip_window(size, window, shift)
         pads = tuple((-s) % w for s, w in zip(size, window))
         padded = tuple(s + p for s, p in zip(size, pads))
-        geometry = (padded, window, shift, device, torch.float32)
+        geometry = (padded, window, shift, device, dtype)
         order, restore = window_order(size, padded, window, shift, device)
         gate = fragment_gate(*geometry) if fragment_bias else None
         mask = shift_mask(*geometry) if any(shift) else None
-        return cls(window, pads, order, restore, gate, mask)
+        return cls(window, pads, order, restore, gate, mask, dtype)
 
 
 class WindowAttention3D(nn.Module):
@@ -188,19 +192,20 @@ class WindowAttention3D(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
 
-    def position_bias(self, table: torch.Tensor, tokens: int) -> torch.Tensor:
-        """``[heads, N, N]`` bias of a window of ``tokens``; like the public model, a clipped window reads the
-        first ``N`` rows and columns of the full index."""
+    def position_bias(self, table: torch.Tensor, tokens: int, dtype: torch.dtype) -> torch.Tensor:
+        """``[heads, N, N]`` bias of a window of ``tokens`` in ``dtype``; like the public model, a clipped window
+        reads the first ``N`` rows and columns of the full index."""
         index = self.relative_position_index[:tokens, :tokens].reshape(-1)
-        return table.index_select(0, index).t().view(-1, tokens, tokens)
+        return table.to(dtype).index_select(0, index).t().view(-1, tokens, tokens)
 
     def attention_mask(self, layout: WindowLayout, tokens: int) -> torch.Tensor:
         """The additive mask: RPB * gate + FPB * (1 - gate) + shift mask, ``[windows, heads, N, N]`` (the plain
-        RPB ``[1, heads, N, N]`` without fragment table or shift), in at most two passes over the mask."""
-        relative = self.position_bias(self.relative_position_bias_table, tokens)
+        RPB ``[1, heads, N, N]`` without fragment table or shift), in at most two passes over the mask, in the
+        dtype of the layout's tables (the attention's compute dtype: no cast of the mask under autocast)."""
+        relative = self.position_bias(self.relative_position_bias_table, tokens, layout.dtype)
         if self.fragment_position_bias_table is None:
             return relative[None] if layout.shift_mask is None else relative + layout.shift_mask[:, None]
-        fragment = self.position_bias(self.fragment_position_bias_table, tokens)
+        fragment = self.position_bias(self.fragment_position_bias_table, tokens, layout.dtype)
         mask = torch.addcmul(fragment, layout.gate[:, None], relative - fragment)
         return mask if layout.shift_mask is None else mask.add_(layout.shift_mask[:, None])
 
@@ -301,8 +306,12 @@ class SwinStage3D(nn.Module):
 
     def forward(self, x: torch.Tensor, checkpointing: bool = False) -> torch.Tensor:
         size = tuple(x.shape[1:4])
+        device = x.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
         layouts = {
-            block.shift: WindowLayout.build(size, block.window, block.shift, block.attn.fragment_position_bias_table is not None, x.device)
+            block.shift: WindowLayout.build(
+                size, block.window, block.shift, block.attn.fragment_position_bias_table is not None, x.device, dtype
+            )
             for block in self.blocks
         }
         for block in self.blocks:

@@ -12,6 +12,7 @@ import torch
 
 from .base import CONFIG_NAME, VideoReward, place
 from .builtin_presets import BUILTIN_PRESETS
+from .precision import parse_dtype
 
 #: Modules that register the built-in presets and architectures when imported; which preset lives in
 #: which module is in reward.builtin_presets.BUILTIN_PRESETS, so a module is imported when first needed.
@@ -118,22 +119,31 @@ def load(
     pretrained: bool = True,
     device: torch.device | str | None = None,
     dtype: torch.dtype | str | None = None,
+    weights_dtype: torch.dtype | str | None = None,
     **overrides: Any,
 ) -> VideoReward:
     """Build the reward ``name`` in eval mode.
 
     ``weights``: a native folder written by ``save_pretrained`` (any reward), or what the
     reward's own converter accepts (e.g. ``DOVER.pth``), as a path, hub id or URL.
-    ``pretrained=False`` builds random weights; ``dtype`` sets the backbone autocast dtype.
+    ``pretrained=False`` builds random weights; ``dtype`` sets the backbone autocast dtype;
+    ``weights_dtype`` (bf16/fp16) stores the frozen backbones' weights in that dtype (they then compute in it).
     """
     spec = _registered_spec(name)
+    weights_dtype = parse_dtype(weights_dtype)
+    if weights_dtype is not None and parse_dtype(dtype) in (torch.float32, torch.float64):
+        raise ValueError(
+            f"weights_dtype={weights_dtype} stores the backbones in that dtype, so they compute in it: leave dtype unset "
+            f"or pass dtype={weights_dtype}."
+        )
     if weights is not None and not isinstance(weights, dict) and _is_native_folder(weights):
         if overrides:
             raise ValueError(f"overrides {sorted(overrides)} cannot change a saved model; edit its config.json instead")
         model = VideoReward.from_pretrained(weights)
     else:
         model = spec.builder(weights=weights, pretrained=pretrained, **overrides)
-    return place(model, device=device, dtype=dtype)
+    model = place(model, device=device, dtype=dtype)
+    return model if weights_dtype is None else model.store_backbone_weights(weights_dtype)
 
 
 def _is_native_folder(weights: Any) -> bool:

@@ -204,6 +204,9 @@ class BlipEncoders(nn.Module):
     (transformers' name: ``"sdpa"`` by default, ``"eager"``; see :meth:`set_attention_implementation`).
     """
 
+    #: A backbone for reward.precision.backbone_modules (low-precision weight storage, compilation).
+    is_backbone = True
+
     def __init__(self, spec: BlipSpec, attention: str = DEFAULT_ATTENTION):
         super().__init__()
         self.spec = spec

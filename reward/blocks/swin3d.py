@@ -322,6 +322,9 @@ class SwinStage3D(nn.Module):
 class SwinTransformer3D(nn.Module):
     """Technical backbone: ``[N, 3, T, H, W]`` normalised clips -> features ``[N, C, T/2, H/32, W/32]``."""
 
+    #: A backbone for reward.precision.backbone_modules (low-precision weight storage, compilation).
+    is_backbone = True
+
     def __init__(self, config: Swin3DConfig):
         super().__init__()
         self.config = config

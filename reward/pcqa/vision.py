@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import WeightsNotFoundError
-from ..precision import backbone_autocast
+from ..precision import backbone_autocast, storage_float_dtype
 from ..video.normalize import normalize_levels
 from ..video.resize import resize_frames
 from ..video.sampling import uniform_frame_indices
@@ -56,10 +56,14 @@ class FrameBackbone(nn.Module):
     """Per-frame pooled features ``[B, T', C]`` of a timm backbone (final-stage features, globally pooled).
 
     Frames are resized to ``resolution`` x ``resolution`` (bilinear, antialiased) and normalised
-    with ``mean``/``std`` in the backbone's dtype; the backbone runs under the compute-dtype
-    autocast, features return in the backbone's dtype (fp32 unless the module was cast).
+    with ``mean``/``std`` in the backbone's float dtype; the backbone runs under the compute-dtype
+    autocast, features return in that dtype (fp32 unless the module was cast to fp64; fp32 for weights
+    stored in bf16).
     Convolutional outputs are averaged over space; transformer tokens use the model's own pooling.
     """
+
+    #: A backbone for reward.precision.backbone_modules (low-precision weight storage, compilation).
+    is_backbone = True
 
     def __init__(
         self,
@@ -91,7 +95,7 @@ class FrameBackbone(nn.Module):
     def forward(self, videos: torch.Tensor, compute_dtype: torch.dtype | None = None) -> torch.Tensor:
         videos = sample_frames(videos, self.num_frames)
         batch, frames = videos.shape[:2]
-        dtype = next(self.model.parameters()).dtype
+        dtype = storage_float_dtype(self.model)
         x = resize_frames(videos.flatten(0, 1).to(dtype), self.resolution)
         x = normalize_levels(x, channel_dim=1, mean=self.pixel_mean, std=self.pixel_std)
         with backbone_autocast(x.device, compute_dtype):

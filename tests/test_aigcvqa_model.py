@@ -192,6 +192,7 @@ def test_swin_attention_mask_equals_the_grpb_formula_with_its_gradients():
     weights = torch.randn_like(expected)
     expected_grads = torch.autograd.grad((expected * weights).sum(), attention.parameters(), allow_unused=True)
     got = attention.attention_mask(layout, 98)
+    assert got.is_contiguous()  # else the fused kernel copies it
     grads = torch.autograd.grad((got * weights).sum(), attention.parameters(), allow_unused=True)
     torch.testing.assert_close(got, expected)
     for grad, expected_grad in zip(grads, expected_grads):

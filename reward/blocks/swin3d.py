@@ -194,9 +194,10 @@ class WindowAttention3D(nn.Module):
 
     def position_bias(self, table: torch.Tensor, tokens: int, dtype: torch.dtype) -> torch.Tensor:
         """``[heads, N, N]`` bias of a window of ``tokens`` in ``dtype``; like the public model, a clipped window
-        reads the first ``N`` rows and columns of the full index."""
+        reads the first ``N`` rows and columns of the full index. Contiguous, so the mask built from it is too (the
+        fused kernel would copy a strided mask)."""
         index = self.relative_position_index[:tokens, :tokens].reshape(-1)
-        return table.to(dtype).index_select(0, index).t().view(-1, tokens, tokens)
+        return table.to(dtype).t().index_select(1, index).view(-1, tokens, tokens)
 
     def attention_mask(self, layout: WindowLayout, tokens: int) -> torch.Tensor:
         """The additive mask: RPB * gate + FPB * (1 - gate) + shift mask, ``[windows, heads, N, N]`` (the plain
@@ -249,8 +250,16 @@ class SwinBlock3D(nn.Module):
         return out.index_select(1, layout.restore).view(b, d, h, w, c)
 
     def forward(self, x: torch.Tensor, layout: WindowLayout) -> torch.Tensor:
-        x = x + self.drop_path(self.windowed_attention(self.norm1(x), layout))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        x = residual_add(x, self.drop_path(self.windowed_attention(self.norm1(x), layout)))
+        return residual_add(x, self.drop_path(self.mlp(self.norm2(x))))
+
+
+def residual_add(x: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+    """``x + branch``, written into ``branch`` (a fresh activation no backward reads) when that keeps the dtype:
+    one large allocation less per residual."""
+    if branch.dtype == torch.promote_types(x.dtype, branch.dtype) and branch.shape == x.shape:
+        return branch.add_(x)
+    return x + branch
 
 
 class PatchMerging3D(nn.Module):

@@ -15,7 +15,7 @@ from torch import nn
 from . import checkpoints
 from .hub import DEFAULT_LICENSE
 from .output import RewardOutput
-from .precision import parse_dtype
+from .precision import backbone_modules, parse_dtype, store_weights
 from .validation import check_prompts, check_videos
 
 CONFIG_NAME = "config.json"
@@ -50,6 +50,7 @@ class VideoReward(nn.Module, abc.ABC):
         super().__init__()
         self.config = config
         self.compute_dtype: torch.dtype | None = None
+        self.weights_dtype: torch.dtype | None = None
         self.gradient_checkpointing = False
         #: backbone -> "compiled" or "eager (<why>)" after :meth:`compile`; empty when not compiled
         self.compile_status: dict[str, str] = {}
@@ -95,7 +96,29 @@ class VideoReward(nn.Module, abc.ABC):
     # -- precision ------------------------------------------------------------------------
     def set_compute_dtype(self, dtype: torch.dtype | str | None) -> "VideoReward":
         """Run backbones under autocast in ``dtype`` (bf16/fp16); heads and fusion stay fp32."""
-        self.compute_dtype = parse_dtype(dtype)
+        dtype = parse_dtype(dtype)
+        if self.weights_dtype is not None and dtype in (None, torch.float32, torch.float64):
+            raise ValueError(
+                f"this reward stores its backbone weights in {self.weights_dtype} (weights_dtype), so its backbones "
+                f"compute in that dtype: pass dtype={self.weights_dtype}, or reload it without weights_dtype for fp32."
+            )
+        self.compute_dtype = dtype
+        return self
+
+    def store_backbone_weights(self, dtype: torch.dtype | str) -> "VideoReward":
+        """Freeze the backbones and keep their matrix-product weights in ``dtype`` (bf16 or fp16): half the memory of
+        fp32 and no weight casts per call under autocast. Heads, norms and position tables stay fp32; gradients
+        still reach the pixels. The backbones then compute in ``dtype`` (it becomes the compute dtype if that was
+        fp32)."""
+        dtype = parse_dtype(dtype)
+        if dtype not in (torch.bfloat16, torch.float16):
+            raise ValueError(f"weights_dtype must be bf16 or fp16 (low-precision storage), got {dtype}")
+        store_weights(backbone_modules(self), dtype)
+        for reward in self.modules():
+            if isinstance(reward, VideoReward):
+                reward.weights_dtype = dtype
+                if reward.compute_dtype in (None, torch.float32, torch.float64):
+                    reward.compute_dtype = dtype
         return self
 
     def set_gradient_checkpointing(self, enabled: bool = True) -> "VideoReward":

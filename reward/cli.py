@@ -153,13 +153,19 @@ def _list_parser(commands: argparse._SubParsersAction) -> None:
 def _bench_parser(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
         "bench",
-        help="time a reward's forward and forward+backward, and its peak memory, per compute dtype",
+        help="time a reward's forward and forward+backward, its FLOPs, share of the matmul rate and peak memory",
         description="Score random videos with the reward: best no-grad forward (`score`) and forward+backward into the "
-        "pixels (as fine-tuning uses it) over --iterations, and the forward+backward peak memory, for each --dtypes. "
-        "Weight values do not change the cost, so --random-weights measures the real thing.",
+        "pixels (as fine-tuning uses it) over --iterations, for each --dtypes and --modes (and with checkpointing): "
+        "FLOPs per call (torch's FlopCounterMode), achieved GFLOP/s and its percent of this machine's matrix-product "
+        "rate measured in the same run and dtype, and peak memory. Weight values do not change the cost, so "
+        "--random-weights measures the real thing.",
     )
     _model_arguments(bench, dtype=False)
     bench.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=sorted(DTYPES), help="compute dtypes to compare (default fp32 bf16)")
+    bench.add_argument("--modes", nargs="+", default=["eager"], choices=["eager", "compiled"],
+                       help="eager backbones and/or backbones wrapped by torch.compile (default eager; compiling takes minutes on a CPU)")
+    bench.add_argument("--weights-dtype", choices=["bf16", "fp16"],
+                       help="store the frozen backbones' weights in this dtype (reward.load(weights_dtype=...)); --dtypes must match")
     bench.add_argument("--batch-size", type=int, default=1)
     bench.add_argument("--frames", type=int, default=16)
     bench.add_argument("--size", type=int, default=224, help="frame side in pixels")
@@ -293,20 +299,29 @@ def _run_list(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from .bench import bench_report, bench_reward
+    import torch
+
+    from .bench import bench_configurations, bench_report, matmul_rate
 
     _check_reward_name(args.reward)
     for name, value in (("--batch-size", args.batch_size), ("--frames", args.frames), ("--size", args.size), ("--iterations", args.iterations)):
         if value < 1:
             raise ScoringInputError(f"{name} must be at least 1, got {value}.")
-    model = _load_model(args, _default_device(args))
-    results = [
-        bench_reward(model, batch_size=args.batch_size, frames=args.frames, size=args.size, dtype=dtype,
-                     checkpointing=checkpointing, iterations=args.iterations)
-        for checkpointing in ((False, True) if args.checkpointing else (False,))
-        for dtype in args.dtypes
-    ]
-    report = bench_report(args.reward, model.device, results, batch_size=args.batch_size, frames=args.frames, size=args.size)
+    if args.weights_dtype and set(args.dtypes) != {args.weights_dtype}:
+        raise ScoringInputError(f"--weights-dtype {args.weights_dtype} computes in {args.weights_dtype}: pass --dtypes {args.weights_dtype}.")
+    device = torch.device(_default_device(args))
+
+    def load_model():
+        model = _load_model(args, device)
+        return model.store_backbone_weights(args.weights_dtype) if args.weights_dtype else model
+
+    results = bench_configurations(
+        load_model, dtypes=args.dtypes, checkpointing=(False, True) if args.checkpointing else (False,),
+        modes=args.modes, batch_size=args.batch_size, frames=args.frames, size=args.size, iterations=args.iterations,
+    )
+    matmul = [matmul_rate(dtype, device) for dtype in dict.fromkeys(r.dtype for r in results)]
+    report = bench_report(args.reward, device, results, batch_size=args.batch_size, frames=args.frames,
+                          size=args.size, matmul=matmul)
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.text())
     return 0
 

@@ -13,6 +13,7 @@ import torch
 from .base import VideoReward, place, read_native_config
 from .builtin_presets import BUILTIN_PRESETS
 from .errors import CheckpointError
+from .precision import parse_dtype
 from .weights import native_folder
 
 #: Modules that register the built-in presets and architectures when imported; which preset lives in
@@ -126,6 +127,7 @@ def load(
     pretrained: bool = True,
     device: torch.device | str | None = None,
     dtype: torch.dtype | str | None = None,
+    weights_dtype: torch.dtype | str | None = None,
     compile: bool | Mapping[str, Any] = False,
     **overrides: Any,
 ) -> VideoReward:
@@ -134,10 +136,17 @@ def load(
     ``weights``: a native folder written by ``save_pretrained`` or ``push_to_hub`` (a local path or a hub
     id ``owner/repo``) holding this reward's architecture, or what the reward's own converter accepts
     (e.g. ``DOVER.pth``), as a path, hub id or URL. ``pretrained=False`` builds random weights;
-    ``dtype`` sets the backbone autocast dtype.
-    ``compile=True`` (or a dict of ``VideoReward.compile`` options) compiles the backbones.
+    ``dtype`` sets the backbone autocast dtype; ``weights_dtype`` (bf16/fp16) stores the frozen backbones'
+    weights in that dtype (they then compute in it); ``compile=True`` (or a dict of
+    ``VideoReward.compile`` options) compiles the backbones.
     """
     spec = _registered_spec(name)
+    weights_dtype = parse_dtype(weights_dtype)
+    if weights_dtype is not None and parse_dtype(dtype) in (torch.float32, torch.float64):
+        raise ValueError(
+            f"weights_dtype={weights_dtype} stores the backbones in that dtype, so they compute in it: leave dtype unset "
+            f"or pass dtype={weights_dtype}."
+        )
     folder = native_folder(weights) if weights is not None and not isinstance(weights, dict) else None
     if folder is not None:
         if overrides:
@@ -147,6 +156,8 @@ def load(
     else:
         model = spec.builder(weights=weights, pretrained=pretrained, **overrides)
     model = place(model, device=device, dtype=dtype)
+    if weights_dtype is not None:
+        model = model.store_backbone_weights(weights_dtype)
     if compile:
         model.compile(**(dict(compile) if isinstance(compile, Mapping) else {}))
     return model

@@ -149,6 +149,9 @@ class HybridPromptEncoder(nn.Module):
     key is ``(prompt, device, compute dtype)``; loading weights clears it.
     """
 
+    #: A backbone for reward.precision.backbone_modules (low-precision weight storage, compilation).
+    is_backbone = True
+
     def __init__(self, towers: Sequence[TextTowerConfig], cache_size: int = 4096):
         super().__init__()
         self.tower_configs = [tower.resolve() for tower in towers]

@@ -16,6 +16,7 @@ for ``j`` = the number of particles.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -103,8 +104,8 @@ class PromptSearch:
         self.base_seed, self.budget, self.store, self.higher_is_better = base_seed, budget, store, higher_is_better
         self.keep_videos, self.batch_size, self.bar = keep_videos, batch_size, bar
         self.steps = sampler.steps
-        self.replayed_calls = 0  # calls of candidates taken from an earlier run's records
-        self.reward_calls = 0
+        self.replayed_calls = 0  # denoiser calls of candidates taken from an earlier run's records
+        self.reward_calls = 0  # theirs included
         self.generated = 0
         self.candidates: list[SearchCandidate] = []
         self.trace: dict[str, Any] = {}
@@ -169,7 +170,7 @@ class PromptSearch:
         done = {j: self._recorded(j, lineage) for j, lineage in items}
         for j in done:
             if done[j] is not None:
-                self._replay(done[j])
+                self._replay(done[j], reward_calls=1)
         todo = [(j, lineage) for j, lineage in items if done[j] is None]
         for group in chunked(todo, self.batch_size):
             self._reserve(len(group) * self.steps)
@@ -183,7 +184,7 @@ class PromptSearch:
         """Early pruning: preview after ``step`` steps; stop there when worse than ``threshold``, else finish."""
         recorded = self._recorded(j, lineage)
         if recorded is not None:
-            self._replay(recorded)
+            self._replay(recorded, reward_calls=1 if recorded.pruned_at_step is not None else 2)
             return recorded
         self._reserve(step + 1)
         latents = self.sampler.advance([self.sampler.initial(lineage)], 0, step)[0]
@@ -246,10 +247,11 @@ class PromptSearch:
         stopped = candidate.lineage.stopped_at
         return candidate if candidate.lineage == (lineage if stopped is None else lineage.stopped(stopped)) else None
 
-    def _replay(self, candidate: SearchCandidate) -> None:
+    def _replay(self, candidate: SearchCandidate, reward_calls: int) -> None:
         calls = self.steps if candidate.pruned_at_step is None else candidate.pruned_at_step + 1
         self._reserve(calls)
         self.replayed_calls += calls
+        self.reward_calls += reward_calls
         self.candidates.append(candidate)
 
     def summary(self) -> dict[str, Any]:
@@ -299,8 +301,8 @@ def _check_arguments(prompts: list[str], budget: int, batch_size: int, top_k: in
 
 def _check_searchable(pipe: Any, pipe_kwargs: dict[str, Any]) -> int:
     """Fail before any work when the pipeline, its scheduler or the arguments cannot be searched; returns the steps."""
-    settings = generation_settings(pipe, pipe_kwargs)
     adapter = search_adapter(pipe)
+    settings = generation_settings(pipe, pipe_kwargs)
     size = {name: int(settings[name]) for name in ("num_frames", "height", "width")}
     adapter.set_timesteps(int(settings["num_inference_steps"]), **size)
     noise_levels(adapter.scheduler)
@@ -350,8 +352,8 @@ def search(
     store = None
     if out_dir is not None:
         settings = _settings(pipe, model, seed, fps, None, pipe_kwargs)
-        settings["search"] = {"strategy": strategy.name, "options": dataclasses.asdict(strategy), "budget": budget,
-                              "seed_rule": SEARCH_SEED_RULE}
+        options = json.loads(json.dumps(dataclasses.asdict(strategy)))
+        settings["search"] = {"strategy": strategy.name, "options": options, "budget": budget, "seed_rule": SEARCH_SEED_RULE}
         store = _open_store(Path(out_dir), settings, processes, resume=resume, fps=fps, save_tensors=save_tensors)
 
     mine = processes.shard(range(len(prompts)))

@@ -5,6 +5,8 @@ moves a lot, and the random-weight aigc-vqa-tiny), over several prompts and seed
     pip install -e ".[bench]"          # matplotlib, for the plot
     python benchmarks/bench_search.py --write --jobs 2
 
+``--measure-only DIR`` writes each (family, reward) pair's numbers to ``DIR`` as it finishes (no
+plot, so it runs where matplotlib is missing); ``--from DIR`` then plots and tabulates them.
 Budgets are whole videos' worth of calls (``--videos`` x ``--steps``). best-of-N is run once at the
 largest budget; its curve takes the first ``n`` candidates (the same seeds as a run with ``n``).
 The other strategies run once per budget with their default settings. For each point: the mean over
@@ -73,7 +75,16 @@ def measure(family: str, reward_name: str, steps: int, videos: list[int], seeds:
                 point = points.setdefault(name, {}).setdefault(n, {"best": [], "calls": []})
                 point["best"] += [c.score for c in result.best]
                 point["calls"] += [result.spend[i].denoiser_calls for i in range(len(PROMPTS))]
-    return {"family": family, "reward": reward_name, "points": points, "seconds": time.perf_counter() - start}
+    return {"family": family, "reward": reward_name, "points": points, "seconds": time.perf_counter() - start,
+            "machine": f"torch {torch.__version__}, {cpu_name()}", "steps": steps, "videos": videos, "seeds": seeds}
+
+
+def measure_into(folder: Path | None, *work: Any) -> dict[str, Any]:
+    """``measure``, saved to ``folder`` as soon as it is done (a run cut short keeps the finished pairs)."""
+    run = measure(*work)
+    if folder is not None:
+        atomic_write_text(folder / f"{run['family']}__{run['reward']}.json", json.dumps(run))
+    return run
 
 
 def summarise(points: dict[str, dict[int, dict[str, list[float]]]]) -> dict[str, dict[int, dict[str, float]]]:
@@ -134,15 +145,17 @@ def plot(runs: list[dict[str, Any]], path: Path, steps: int) -> None:
     plt.close(figure)
 
 
-def markdown(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    middle = sorted(args.videos)[len(args.videos) // 2] if len(args.videos) > 2 else max(args.videos)
-    largest = max(args.videos)
+def markdown(runs: list[dict[str, Any]]) -> str:
+    steps, videos, seeds = runs[0]["steps"], runs[0]["videos"], runs[0]["seeds"]
+    middle = sorted(videos)[len(videos) // 2] if len(videos) > 2 else max(videos)
+    largest = max(videos)
     names = ["best-of-n", "early-pruning", "resample", "noise-search"]
     lines = [
-        f"`python benchmarks/bench_search.py --write`: tiny random pipelines, {args.steps} steps per video, "
-        f"{len(PROMPTS)} prompts x seeds {args.seeds} ({len(PROMPTS) * len(args.seeds)} searches per point), budgets of "
-        f"{args.videos} videos' worth of denoiser calls per prompt, default strategy settings "
-        f"({', '.join(f'{n}: {s}' for n, s in strategies(args.steps).items())}); torch {torch.__version__}, {cpu_name()}. "
+        f"`python benchmarks/bench_search.py --write`: tiny random pipelines, {steps} steps per video, "
+        f"{len(PROMPTS)} prompts x seeds {seeds} ({len(PROMPTS) * len(seeds)} searches per point), budgets of "
+        f"{videos} videos' worth of denoiser calls per prompt, default strategy settings "
+        f"({', '.join(f'{n}: {s}' for n, s in strategies(steps).items())}); {runs[0]['machine']}, "
+        f"one thread per (family, reward) pair. "
         "Each cell: mean best reward +- standard error over the searches. Curves: `search_curves.png`; every number: "
         "`search_curves.json`. Rewards move little on these random models: compare columns, not absolute values.",
         "",
@@ -155,7 +168,7 @@ def markdown(runs: list[dict[str, Any]], args: argparse.Namespace) -> str:
     for run in runs:
         table = run["table"]
         cells = [f"{table[n][middle]['mean']:.4g} +- {table[n][middle]['stderr']:.2g}" for n in names]
-        equal, reached = verdicts(table, args.videos)
+        equal, reached = verdicts(table, videos)
         lines.append(f"| {run['family']} | {run['reward']} | " + " | ".join(cells)
                      + f" | {table['best-of-n'][largest]['mean']:.4g} | {equal} | {reached} |")
     return "\n".join(lines)
@@ -171,17 +184,27 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--jobs", type=int, default=1, help="(family, reward) pairs measured in parallel processes")
     parser.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
+    parser.add_argument("--measure-only", type=Path, help="only measure, one JSON per pair into this folder")
+    parser.add_argument("--from", dest="source", type=Path, help="plot and tabulate the JSONs of --measure-only")
     args = parser.parse_args()
-    pairs = [(family, name) for family in args.families for name in args.rewards]
-    work = [(family, name, args.steps, args.videos, args.seeds, args.batch_size) for family, name in pairs]
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        runs = list(pool.map(measure, *zip(*work)))
+    if args.source is not None:
+        found = {(run["family"], run["reward"]): run for run in map(json.loads, map(Path.read_text, args.source.glob("*.json")))}
+        runs = [found[(family, name)] for family in args.families for name in args.rewards if (family, name) in found]
+    else:
+        if args.measure_only is not None:
+            args.measure_only.mkdir(parents=True, exist_ok=True)
+        work = [(args.measure_only, family, name, args.steps, args.videos, args.seeds, args.batch_size)
+                for family in args.families for name in args.rewards]
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            runs = list(pool.map(measure_into, *zip(*work)))
+        if args.measure_only is not None:
+            return
     for run in runs:
         run["table"] = summarise(run["points"])
         print(f"{run['family']} / {run['reward']}: {run['seconds']:.0f} s", flush=True)
     atomic_write_text(HERE / "search_curves.json", json.dumps(runs, indent=1))
-    plot(runs, HERE / "search_curves.png", args.steps)
-    text = markdown(runs, args)
+    plot(runs, HERE / "search_curves.png", runs[0]["steps"])
+    text = markdown(runs)
     print(text)
     if args.write:
         write_section(HEADING, text)

@@ -54,11 +54,12 @@ def add_search_arguments(parser) -> None:
     group.add_argument("--budget", type=int, help="denoiser calls per prompt, a CFG pair counting as one (default: --n x --steps)")
     group.add_argument("--particles", type=int, help="resample: particles (default budget // steps)")
     group.add_argument("--resample-at", help="resample: comma-separated step counts after which to resample (default 1/4, 1/2, 3/4)")
-    group.add_argument("--temperature", type=float, default=1.0, help="resample: softmax temperature on standardised previews "
-                       "(0 greedy, inf none; default 1)")
-    group.add_argument("--renoise", type=float, default=1.0, help="resample: share of fresh noise for duplicates (default 1)")
-    group.add_argument("--preview-frames", type=int, default=4, help="resample / early-pruning: frames decoded per preview (default 4)")
-    group.add_argument("--first-round", type=int, help="noise-search: videos from fresh seeds first (default a quarter of them)")
+    group.add_argument("--temperature", type=float, default=0.3, help="resample: softmax temperature on standardised previews "
+                       "(0 greedy, inf none; default 0.3)")
+    group.add_argument("--renoise", type=float, default=0.5, help="resample: share of fresh noise for duplicates (default 0.5)")
+    group.add_argument("--preview-frames", type=int, help="resample / early-pruning: frames decoded per preview "
+                       "(default: all for resample, 4 for early-pruning)")
+    group.add_argument("--first-round", type=int, help="noise-search: videos from fresh seeds first (default half of them)")
     group.add_argument("--per-round", type=int, default=2, help="noise-search: neighbours per round (default 2)")
     group.add_argument("--radius", type=float, default=0.5, help="noise-search: first neighbour radius in (0, 1] (default 0.5)")
     group.add_argument("--shrink", type=float, default=0.7, help="noise-search: radius factor per round (default 0.7)")
@@ -68,7 +69,7 @@ def strategy_from(args) -> SearchStrategy:
     if args.strategy == "best-of-n":
         return BestOfN()
     if args.strategy == "early-pruning":
-        return EarlyPruningSearch(step=args.prune_step or 1, keep=args.prune_keep, frames=args.preview_frames)
+        return EarlyPruningSearch(step=args.prune_step or 1, keep=args.prune_keep, frames=args.preview_frames or 4)
     if args.strategy == "resample":
         at_steps = tuple(int(k) for k in args.resample_at.split(",")) if args.resample_at else None
         return Resample(particles=args.particles, at_steps=at_steps, temperature=args.temperature, renoise=args.renoise,

@@ -160,9 +160,11 @@ class PromptSearch:
             scored.append(Scored(value, row, None) if math.isfinite(value) else Scored(None, {}, "the reward gave a non-finite score"))
         return scored
 
-    def score_previews(self, clean: list[torch.Tensor], frames: int) -> list[float | None]:
-        """Rewards of ``frames`` decoded frames of each clean-latent prediction (None: the reward failed)."""
-        return [scored.value for scored in self.score(self.sampler.decode(clean, FrameSelection.uniform(frames)))]
+    def score_previews(self, clean: list[torch.Tensor], frames: int | None) -> list[float | None]:
+        """Rewards of each clean-latent prediction decoded (``frames`` evenly spread frames, None: all;
+        None as a reward: the reward failed)."""
+        selection = FrameSelection.all() if frames is None else FrameSelection.uniform(frames)
+        return [scored.value for scored in self.score(self.sampler.decode(clean, selection))]
 
     # -- candidates --------------------------------------------------------------------------------
     def complete(self, items: list[tuple[int, Lineage]]) -> list[SearchCandidate]:

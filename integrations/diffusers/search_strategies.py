@@ -73,7 +73,7 @@ class EarlyPruningSearch(SearchStrategy):
         while search.remaining >= search.steps:
             threshold = keep_threshold(previews, self.keep, search.higher_is_better)
             candidate = search.complete_unless_worse(j, Lineage(search.seed(j)), self.step, self.frames, threshold)
-            previews.append(candidate.preview_score)
+            previews.append(search.worst if candidate.preview_score is None else candidate.preview_score)
             j += 1
 
 
@@ -83,21 +83,22 @@ class Resample(SearchStrategy):
     step count in ``at_steps`` their previews are scored and the population is resampled (systematic,
     softmax of the standardised previews at ``temperature``: 0 greedy, inf none). The first copy of a
     particle continues its trajectory; each further copy continues with ``renoise`` of its implied
-    noise replaced by fresh noise from its own generator. Defaults: ``budget // steps`` particles,
-    resampling after 1/4, 1/2 and 3/4 of the steps."""
+    noise replaced by fresh noise from its own generator. Previews decode ``frames`` evenly spread
+    frames (None: all, the faithful default: a reward shown other frames may rank them otherwise).
+    Defaults: ``budget // steps`` particles, resampling after 1/4, 1/2 and 3/4 of the steps."""
 
     particles: int | None = None
     at_steps: tuple[int, ...] | None = None
-    temperature: float = 1.0
-    renoise: float = 1.0
-    frames: int = 4
+    temperature: float = 0.3
+    renoise: float = 0.5
+    frames: int | None = None
     name: ClassVar[str] = "resample"
 
     def __post_init__(self) -> None:
         if self.particles is not None and self.particles < 1:
             raise ValueError(f"resample needs particles >= 1, got {self.particles}")
-        if self.temperature < 0 or not 0 <= self.renoise <= 1 or self.frames < 1:
-            raise ValueError(f"resample needs temperature >= 0, renoise in [0, 1] and frames >= 1, got {self}")
+        if self.temperature < 0 or not 0 <= self.renoise <= 1 or (self.frames is not None and self.frames < 1):
+            raise ValueError(f"resample needs temperature >= 0, renoise in [0, 1] and frames >= 1 (None: all), got {self}")
         if self.at_steps is not None:
             object.__setattr__(self, "at_steps", tuple(sorted({int(k) for k in self.at_steps})))
 
@@ -151,7 +152,7 @@ class NoiseSearch(SearchStrategy):
     """Zero-order search over the initial noise: ``first_round`` videos from candidate seeds, then rounds
     of ``per_round`` neighbours of the best so far, ``x' = sqrt(1 - r^2) x + r z`` (still unit
     Gaussian) at a radius ``r = radius * shrink^round``, keeping a neighbour only when it is better.
-    Every evaluation is a finished video (``steps`` calls); defaults: a quarter of them in the first round."""
+    Every evaluation is a finished video (``steps`` calls); by default half of them make the first round."""
 
     first_round: int | None = None
     per_round: int = 2
@@ -167,7 +168,7 @@ class NoiseSearch(SearchStrategy):
 
     def run(self, search: "PromptSearch") -> None:
         count = search.budget // search.steps
-        first = min(count, self.first_round or max(1, math.ceil(count / 4)))
+        first = min(count, self.first_round or max(1, count // 2))
         center = search.best(search.complete([(j, Lineage(search.seed(j))) for j in range(first)]))
         made, round_index = first, 0
         while made < count:

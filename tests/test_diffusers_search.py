@@ -78,8 +78,11 @@ def test_every_kept_video_regenerates_bit_for_bit_from_its_lineage(pipe, name):
 
 @pytest.mark.parametrize("family", TINY_FAMILIES)
 def test_resampling_runs_on_every_tiny_family_and_regenerates(family):
+    """The search's loop makes the pipeline's own video from a seed; resampling runs and regenerates."""
     pipe = build_tiny_pipeline(family)
     generation = dict(tiny_generation_kwargs(family), num_inference_steps=2)
+    own = pipe(PROMPTS[0], generator=torch.Generator().manual_seed(5), output_type="pt", **generation).frames[0]
+    assert torch.allclose(regenerate(pipe, PROMPTS[0], Lineage(5), **generation), own, atol=1e-5)
     result = search(pipe, PROMPTS[0], "colorfulness", strategy=Resample(temperature=0, at_steps=(1,)), budget=4,
                     progress=False, **generation)
     duplicate = next(c for c in result.candidates if c.lineage.resampled[0].seed is not None)

@@ -3,13 +3,16 @@ resume, failing rewards, unsupported pipelines, best-of-N's outputs and process 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
-import reward
 from integrations.diffusers import TINY_FAMILIES, build_tiny_pipeline, tiny_generation_kwargs
 from integrations.diffusers.best_of_n import best_of_n
 from integrations.diffusers.lineage import Lineage
@@ -19,6 +22,7 @@ from integrations.diffusers.search import search
 from integrations.diffusers.search_strategies import BestOfN, EarlyPruningSearch, NoiseSearch, Resample
 from reward.simple import StatisticReward, SimpleConfig
 from tests.diffusers_support import one_thread  # noqa: F401  (autouse fixture)
+from tests.launch import REPO_ROOT, launch_two_processes
 from tests.test_rerank_sharded import SimulatedRank
 
 FAMILY = "wan"
@@ -250,10 +254,6 @@ def test_prompts_split_across_processes_as_best_of_n_does(pipe, tmp_path):
 
 
 def test_search_example_runs_each_strategy_from_its_flags(tmp_path, capsys):
-    import importlib.util
-
-    from tests.launch import REPO_ROOT
-
     spec = importlib.util.spec_from_file_location("search_example", REPO_ROOT / "examples" / "search.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -269,3 +269,21 @@ def test_search_example_runs_each_strategy_from_its_flags(tmp_path, capsys):
     assert "prompt 0: 6 of 6 denoiser calls, 6 reward calls" in capsys.readouterr().out
     assert module.main([*flags, "--strategy", "resample", "--budget", "6", "--resample-at", "2", "--out", str(tmp_path)]) == 2
     assert "outside 1 .. 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_search_example_under_a_two_process_launch_equals_one_process(tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red fox in snow\na blue car\na green tree\n")
+    options = [str(REPO_ROOT / "examples" / "search.py"), "--tiny", "--prompts-file", str(prompts), "--reward", "colorfulness",
+               "--steps", "2", "--strategy", "resample", "--budget", "6"]
+    launched = launch_two_processes([*options, "--out", str(tmp_path / "two")], cwd=tmp_path, timeout=600, OMP_NUM_THREADS="1")
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert "processes: 2" in launched.stdout and launched.stdout.count("contact sheets:") == 1
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(REPO_ROOT))
+    single = subprocess.run([sys.executable, *options, "--out", str(tmp_path / "one")], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    one, two = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("one", "two"))
+    assert one["candidates"] == two["candidates"] and one["spend"] == two["spend"] and one["traces"] == two["traces"]
+

@@ -43,7 +43,7 @@ def read_state(path: Path, settings: dict[str, Any]) -> Records:
         changed = sorted(k for k in settings.keys() | state.get("settings", {}).keys()
                          if settings.get(k) != state.get("settings", {}).get(k))
         raise ValueError(
-            f"{path.parent} holds a best-of-N run with other settings ({', '.join(changed)} differ); "
+            f"{path.parent} holds a run with other settings ({', '.join(changed)} differ); "
             "use another output folder, or resume=False (--no-resume) to start it over."
         )
     return state.get("candidates", {})

@@ -30,7 +30,17 @@ from reward.base import VideoReward
 from reward.mixture import resolve_reward
 from reward.scoring.sharding import Processes
 
-from .best_of_n import BestOfNResult, Candidate, _contact_sheet_path, _label, _open_store, _rank, _settings, candidate_seed
+from .best_of_n import (
+    SEED_RULE,
+    BestOfNResult,
+    Candidate,
+    _contact_sheet_path,
+    _label,
+    _open_store,
+    _rank,
+    _settings,
+    candidate_seed,
+)
 from .contact_sheet import SheetRow, save_contact_sheet
 from .frames import FrameSelection
 from .lineage import Lineage
@@ -41,10 +51,7 @@ from .video_files import read_video
 
 #: Seeds of consecutive resampling rounds of one particle are this far apart.
 ROUND_SEED_STRIDE = 2**32
-SEARCH_SEED_RULE = (
-    "initial noise of candidate j: seed + 100000 * prompt_index + j; "
-    f"fresh noise of particle j after resampling round r: that + r * {ROUND_SEED_STRIDE}"
-)
+SEARCH_SEED_RULE = f"initial noise: {SEED_RULE}; fresh noise of particle j after resampling round r: that + r * {ROUND_SEED_STRIDE}"
 
 
 @dataclass

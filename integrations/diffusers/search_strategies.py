@@ -19,7 +19,7 @@ from .pruning import EarlyPruning, keep_threshold
 from .resampling import resampling_weights, systematic_resample
 
 if TYPE_CHECKING:
-    from .search import PromptSearch, SearchCandidate
+    from .prompt_search import PromptSearch, SearchCandidate
 
 
 class SearchStrategy(abc.ABC):

@@ -1,10 +1,10 @@
 """Inference-time search beyond best-of-N: spend a budget of denoiser calls per prompt where the reward says.
 
 ``search(pipe, prompts, reward, strategy=..., budget=...)`` runs one of the strategies of
-``search_strategies`` (``best-of-n``, ``early-pruning``, ``resample``, ``noise-search``, each driving a
-``prompt_search.PromptSearch`` per prompt) on the
-search's own loop (``sampler``), scores with any reward (a model, a name or a mixture such as
-``"aigc-vqa:1,colorfulness:0.01"``) and writes what best_of_n writes: every finished video, the
+``search_strategies`` (``best-of-n``, ``early-pruning``, ``resample``, ``noise-search``), each driving a
+``prompt_search.PromptSearch`` per prompt on the search's own loop (``sampler``), scores with any
+reward (a model, a name or a mixture such as ``"aigc-vqa:1,colorfulness:0.01"``) and writes what
+best_of_n writes: every finished video, the
 results tables, one contact sheet per prompt and a resumable state, split across ``accelerate
 launch`` processes by prompt. Every candidate carries its ``Lineage``, from which
 ``sampler.regenerate`` makes its video again alone, bit for bit.

@@ -29,8 +29,8 @@ ROUND_SEED_STRIDE = 2**32
 class SearchCandidate(Candidate):
     """A searched video (or a candidate stopped by early pruning) with its lineage.
 
-    A candidate whose reward failed has ``error`` set, the worst possible ``score`` internally
-    (``None`` in the tables) and ranks after the finished ones.
+    A candidate whose reward (or, if it was stopped, its preview's) failed has ``error`` set, the
+    worst possible ``score`` internally (``None`` in the tables) and ranks after the finished ones.
     """
 
     lineage: Lineage = field(default_factory=lambda: Lineage(0))
@@ -127,11 +127,10 @@ class PromptSearch:
             scored.append(Scored(value, row, None) if math.isfinite(value) else Scored(None, {}, "the reward gave a non-finite score"))
         return scored
 
-    def score_previews(self, clean: list[torch.Tensor], frames: int | None) -> list[float | None]:
-        """Rewards of each clean-latent prediction decoded (``frames`` evenly spread frames, None: all;
-        None as a reward: the reward failed)."""
+    def score_previews(self, clean: list[torch.Tensor], frames: int | None) -> list[Scored]:
+        """Rewards of each clean-latent prediction decoded (``frames`` evenly spread frames, None: all)."""
         selection = FrameSelection.all() if frames is None else FrameSelection.uniform(frames)
-        return [scored.value for scored in self.score(self.sampler.decode(clean, selection))]
+        return self.score(self.sampler.decode(clean, selection))
 
     # -- candidates --------------------------------------------------------------------------------
     def complete(self, items: list[tuple[int, Lineage]]) -> list[SearchCandidate]:
@@ -159,14 +158,14 @@ class PromptSearch:
         latents = self.sampler.advance([self.sampler.initial(lineage)], 0, step)[0]
         clean = self.sampler.predict_clean([latents], step)[0]
         preview = self.score_previews([clean], frames)[0]
-        comparable = self.worst if preview is None else preview
+        comparable = self.worst if preview.value is None else preview.value
         if threshold is not None and (comparable < threshold if self.higher_is_better else comparable > threshold):
-            stopped = self._record(j, lineage.stopped(step), None, Scored(preview, {}, None), preview_score=preview)
+            stopped = self._record(j, lineage.stopped(step), None, preview, preview_score=preview.value)
             self._save()
             return stopped
         self._reserve(self.steps - step - 1)
         latents = self.sampler.advance([self.sampler.step(latents, clean, step)], step + 1, self.steps)[0]
-        return self.finish([(j, lineage)], [latents], preview_score=preview)[0]
+        return self.finish([(j, lineage)], [latents], preview_score=preview.value)[0]
 
     def finish(
         self, items: list[tuple[int, Lineage]], latents: list[torch.Tensor], preview_score: float | None = None
@@ -188,19 +187,17 @@ class PromptSearch:
         self, j: int, lineage: Lineage, video: torch.Tensor | None, scored: Scored, *, preview_score: float | None
     ) -> SearchCandidate:
         self.generated += 1
-        stopped = lineage.stopped_at
-        score = scored.value if scored.value is not None else self.worst
-        error = None if stopped is not None else scored.error
+        stopped, error = lineage.stopped_at, scored.error
         file = None
         if self.store is not None:
             file = self.store.add(
-                self.prompt_index, j, self.prompt, self.seed(j), video, None if error else score, scored.components,
+                self.prompt_index, j, self.prompt, self.seed(j), video, scored.value, scored.components,
                 pruned_at_step=stopped, preview_score=preview_score, extra={"lineage": lineage.as_dict(), "error": error},
             )
         candidate = SearchCandidate(
-            self.prompt, self.prompt_index, j, self.seed(j), score, scored.components, file=file,
-            video=video if self.keep_videos else None, pruned_at_step=stopped, preview_score=preview_score,
-            lineage=lineage, error=error,
+            self.prompt, self.prompt_index, j, self.seed(j), self.worst if scored.value is None else scored.value,
+            scored.components, file=file, video=video if self.keep_videos else None, pruned_at_step=stopped,
+            preview_score=preview_score, lineage=lineage, error=error,
         )
         self.candidates.append(candidate)
         return candidate

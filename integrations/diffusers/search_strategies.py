@@ -128,7 +128,7 @@ class Resample(SearchStrategy):
             if index not in rounds:
                 particles = [sampler.step(x, c, index) for x, c in zip(particles, clean)]
                 continue
-            rewards = search.score_previews(clean, self.frames)
+            rewards = [scored.value for scored in search.score_previews(clean, self.frames)]
             weights = resampling_weights(rewards, self.temperature, higher_is_better=search.higher_is_better)
             offset = float(torch.rand(1, generator=torch.Generator().manual_seed(search.round_seed(count, rounds[index]))))
             ancestors = systematic_resample(weights, offset)

@@ -14,7 +14,7 @@ the largest budget with at most half its calls), with their default settings. Fo
 prompts x seeds of the best finished video's reward, with its standard error. Writes a JSON of every
 number and a PNG of the curves next to RESULTS.md; ``--write`` puts the table under "Inference-time
 search" in benchmarks/RESULTS.md. The defaults of the strategies were chosen on seeds 0-2 of other
-prompts; the table uses ``--seeds`` (default 10-12) and ``PROMPTS`` below.
+prompts; the table uses ``--seeds`` (default 1000, 2000, 3000) and ``PROMPTS`` below.
 """
 from __future__ import annotations
 
@@ -180,7 +180,8 @@ def main() -> None:
     parser.add_argument("--rewards", nargs="+", default=list(REWARDS))
     parser.add_argument("--steps", type=int, default=4, help="denoising steps per video (default 4)")
     parser.add_argument("--videos", type=int, nargs="+", default=[2, 4, 8, 16], help="budgets, in whole videos")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[10, 11, 12])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1000, 2000, 3000],
+                        help="base seeds, far apart: candidate j of a run with seed s uses s + j, so near seeds share noises")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--jobs", type=int, default=1, help="(family, reward) pairs measured in parallel processes")
     parser.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")

@@ -199,3 +199,19 @@ def test_compiled_backbones_match_eager_on_cuda(name, ieee_fp32):
     assert set(model.compile_status.values()) == {COMPILED}, model.compile_status
     torch.testing.assert_close(compiled_score, score, atol=1e-5, rtol=0)
     torch.testing.assert_close(compiled_grad, grad, atol=1e-4, rtol=0)
+
+
+def test_convnext_depthwise_conv_gets_a_contiguous_input_on_cuda():
+    """ConvNeXt-3D's residual leaves channels-last-3d activations; cuDNN's depthwise Conv3d is slow on them, so on
+    CUDA the block hands it a contiguous copy (benchmarks/RESULTS.md, "GPU check"), with the same result."""
+    from reward.blocks.convnext3d import ConvNeXtBlock3D
+
+    block = ConvNeXtBlock3D(16, temporal_kernel=3, drop_path=0.0).to(DEVICE)
+    x = torch.randn(1, 16, 4, 8, 8, device=DEVICE).to(memory_format=torch.channels_last_3d)
+    seen = []
+    block.dwconv.register_forward_pre_hook(lambda module, args: seen.append(args[0].is_contiguous()))
+    out = block(x)
+    assert seen == [DEVICE.type == "cuda" or x.is_contiguous()]
+    expected = block.dwconv._conv_forward(x.contiguous(), block.dwconv.weight, block.dwconv.bias)
+    torch.testing.assert_close(block.depthwise(x), expected)
+    assert out.shape == x.shape

@@ -1,11 +1,13 @@
-"""Video DDPO trainer: ratio 1 before any update, flow-matching SDE policy, KL to the base model,
-async reward, exact resume, and learning a simple reward on held-out seeds."""
+"""Video DDPO trainer: one epoch on every supported family, ratio 1 before any update, flow-matching SDE
+policy, KL to the base model, async reward, exact resume, and learning a simple reward on held-out seeds."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from integrations.diffusers import build_tiny_pipeline, tiny_generation_kwargs
+import logging
+
+from integrations.diffusers import TINY_FAMILIES, build_tiny_pipeline, tiny_generation_kwargs
 from integrations.finetune.ddpo import DDPOConfig, VideoDDPOTrainer
 from integrations.finetune.ppo import ppo_clipped_loss
 from integrations.finetune.sampling import DDIMPolicy, FlowSDEPolicy, StochasticPolicy
@@ -15,6 +17,7 @@ from tests.diffusers_support import one_thread  # noqa: F401  (autouse fixture)
 def _config(tmp_path, family: str = "text-to-video-sd", **overrides) -> DDPOConfig:
     size = tiny_generation_kwargs(family)
     size.setdefault("max_sequence_length", None)
+    size.pop("prompt_template", None)  # HunyuanVideo's adapter uses the pipeline's default template
     settings = dict(
         prompts=["a cat", "a dog"], **size, num_inference_steps=3, guidance_scale=1.0, reward="colorfulness",
         lora_rank=4, learning_rate=3e-2, weight_decay=0.0, sample_batch_size=4, sample_batches_per_epoch=2,
@@ -43,6 +46,27 @@ def test_recomputed_log_probs_equal_the_sampling_ones_before_any_update(tmp_path
             recomputed = trainer.step_log_prob(samples, indices, step).log_prob
             ratio = ppo_clipped_loss(recomputed, samples.log_probs[indices, step], torch.ones(3), 0.2).ratio
             assert torch.allclose(ratio, torch.ones(3), atol=1e-4)
+
+
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_one_ddpo_epoch_trains_every_supported_family(tmp_path, family, caplog):
+    """CogVideoX ships a DDIM whose last step lands on alpha = 1 (no log-prob): the trainer fixes its own
+    sampling scheduler, says so once, and every family samples, scores and updates its LoRA."""
+    config = _config(tmp_path, family, num_inference_steps=2, sample_batch_size=2, sample_batches_per_epoch=1,
+                     train_batch_size=2)
+    with caplog.at_level(logging.WARNING, logger="integrations.finetune.ddpo"):
+        trainer = VideoDDPOTrainer(build_tiny_pipeline(family), config)
+    changed = [r.getMessage() for r in caplog.records if "changed the pipeline's scheduler" in r.getMessage()]
+    if family == "cogvideox":
+        assert len(changed) == 1 and "set_alpha_to_one: True -> False" in changed[0]
+        assert type(trainer.pipe.scheduler).__name__ == "CogVideoXDDIMScheduler"  # keeps its SNR-shifted schedule
+    else:
+        assert not changed  # the tiny UNet pipelines ship a fitting DDIM; flow schedulers always fit
+    before = _lora(trainer)
+    metrics = trainer.train()[-1]
+    assert all(torch.isfinite(torch.tensor(metrics[key])) for key in ("reward", "approx_kl", "loss", "grad_norm"))
+    assert metrics["grad_norm"] > 0
+    assert any(not torch.equal(before[k], v) for k, v in _lora(trainer).items())
 
 
 def test_flow_ddpo_epoch_with_kl_penalty_updates_lora_and_logs_statistics(tmp_path):

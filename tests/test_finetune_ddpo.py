@@ -8,10 +8,11 @@ import torch
 import logging
 
 from integrations.diffusers import TINY_FAMILIES, build_tiny_pipeline, tiny_generation_kwargs
+from integrations.diffusers.adapters import adapter_for
 from integrations.finetune.ddpo import DDPOConfig, VideoDDPOTrainer
 from integrations.finetune.ppo import ppo_clipped_loss
 from integrations.finetune.sampling import DDIMPolicy, FlowSDEPolicy, StochasticPolicy
-from tests.diffusers_support import one_thread  # noqa: F401  (autouse fixture)
+from tests.diffusers_support import FLOW_FAMILIES, one_thread  # noqa: F401  (autouse fixture)
 
 
 def _config(tmp_path, family: str = "text-to-video-sd", **overrides) -> DDPOConfig:
@@ -67,6 +68,25 @@ def test_one_ddpo_epoch_trains_every_supported_family(tmp_path, family, caplog):
     assert all(torch.isfinite(torch.tensor(metrics[key])) for key in ("reward", "approx_kl", "loss", "grad_norm"))
     assert metrics["grad_norm"] > 0
     assert any(not torch.equal(before[k], v) for k, v in _lora(trainer).items())
+
+
+@pytest.mark.parametrize("family", FLOW_FAMILIES)
+def test_flow_sde_step_becomes_the_pipelines_own_step_as_its_noise_vanishes(family):
+    """Mochi's release scheduler counts sigmas from clean to noise and its model predicts x0 - noise; the
+    SDE policy reads both, so on every flow family its mean is the scheduler's own Euler step."""
+    adapter = adapter_for(build_tiny_pipeline(family))
+    size = {key: tiny_generation_kwargs(family)[key] for key in ("num_frames", "height", "width")}
+    embeds = adapter.encode_prompt(["a cat"], do_classifier_free_guidance=False, max_sequence_length=16)
+    policy = FlowSDEPolicy(noise_level=1e-6)
+    timesteps = adapter.set_timesteps(4, **size)
+    policy.prepare(adapter)
+    latents = adapter.prepare_latents(1, **size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for index, timestep in enumerate(timesteps):
+            output = adapter.denoiser_forward(latents, timestep, embeds)
+            mean = policy.step(adapter, output, index, latents, generator=torch.Generator().manual_seed(1)).mean
+            latents = adapter.scheduler_step(output, timestep, latents)
+            torch.testing.assert_close(mean, latents, atol=1e-5, rtol=1e-5)
 
 
 def test_flow_ddpo_epoch_with_kl_penalty_updates_lora_and_logs_statistics(tmp_path):
@@ -146,3 +166,26 @@ def test_ddpo_raises_colorfulness_on_held_out_seeds(tmp_path):
     history = VideoDDPOTrainer(build_tiny_pipeline("text-to-video-sd"), config).train()
     before, after = history[0]["eval/reward"], history[-1]["eval/reward"]
     assert after > before + 1.5, (before, after)
+
+
+#: DDPO has not been shown to raise a held-out reward on the tiny Mochi pipeline (trials with 4 or 8
+#: steps, noise 0.5 to 0.7, 64 videos an epoch for 6 to 8 epochs gained -1.2 to +2.2; see README), so
+#: the learning test covers the other flow families; Mochi's DDPO epoch and SDE step are tested above.
+DDPO_LEARNING_FAMILIES = tuple(family for family in FLOW_FAMILIES if family != "mochi")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", DDPO_LEARNING_FAMILIES)
+def test_flow_ddpo_raises_colorfulness_on_held_out_seeds(tmp_path, family):
+    """64 one-frame videos an epoch in groups of 8 sharing their starting noise, 8 epochs: held-out
+    colorfulness (2 prompts x 8 seeds, sampled by the flow SDE) rises by more than 1 (gains 1.5 to 9.9
+    over the tiny pipelines' seeds 0-2)."""
+    config = _config(
+        tmp_path, family, num_frames=1, num_inference_steps=4, lora_rank=8, sample_batch_size=64,
+        sample_batches_per_epoch=1, samples_per_prompt=8, train_batch_size=32, inner_epochs=2,
+        advantage_normalisation="group", shared_initial_noise=True, max_steps=8, eval_every=8,
+        eval_seeds=list(range(100, 108)), eval_prompts=["a red fox", "an owl"],
+    )
+    history = VideoDDPOTrainer(build_tiny_pipeline(family), config).train()
+    before, after = history[0]["eval/reward"], history[-1]["eval/reward"]
+    assert after > before + 1.0, (before, after)

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from diffusers import CogVideoXDDIMScheduler, DDIMScheduler
 
-from integrations.diffusers.adapters import PromptEmbeddings, VideoPipelineAdapter
+from integrations.diffusers.adapters import PromptEmbeddings, VideoPipelineAdapter, flow_noise_levels
 from reward.precision import maybe_checkpoint
 
 from .log_prob import StochasticStep, ddim_step_with_log_prob, flow_sde_step_with_log_prob
@@ -61,18 +61,22 @@ class DDIMPolicy(StochasticPolicy):
 
 @dataclass
 class FlowSDEPolicy(StochasticPolicy):
-    """Flow-GRPO's SDE step for flow-matching families (Wan, LTX, HunyuanVideo, Mochi)."""
+    """Flow-GRPO's SDE step for flow-matching families (Wan, LTX, HunyuanVideo, Mochi); ``sigmas`` are the
+    schedule's noise levels and ``velocity_sign`` turns the model output into ``noise - x0``."""
 
     noise_level: float = 0.7
     sigmas: torch.Tensor = field(default_factory=lambda: torch.empty(0))
+    velocity_sign: float = 1.0
 
     def prepare(self, adapter: VideoPipelineAdapter) -> None:
-        self.sigmas = adapter.scheduler.sigmas.detach().float().cpu()
+        levels, self.velocity_sign = flow_noise_levels(adapter.scheduler)
+        self.sigmas = levels.detach().float().cpu()
 
     def step(self, adapter, model_output, index, latents, *, generator=None, prev_sample=None) -> StochasticStep:
         below_one = self.sigmas[self.sigmas < 1]
         return flow_sde_step_with_log_prob(
-            model_output, self.sigmas[index], self.sigmas[index + 1], latents, noise_level=self.noise_level,
+            self.velocity_sign * model_output, self.sigmas[index], self.sigmas[index + 1], latents,
+            noise_level=self.noise_level,
             sigma_cap=float(below_one.max()) if len(below_one) else None, generator=generator, prev_sample=prev_sample,
         )
 

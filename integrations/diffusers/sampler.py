@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import torch
 
 from .adapters import UnsupportedPipelineError, VideoPipelineAdapter, adapter_for, supported_pipelines
+from .adapters.base import flow_noise_levels
 from .frames import FrameSelection
 from .lineage import Lineage, Resampled
 from .pruning import _call_default
@@ -62,7 +63,7 @@ def noise_levels(scheduler: Any) -> NoiseLevels:
     """The noise levels of the scheduler's current timesteps (after ``set_timesteps``) and the clean end."""
     steps = len(scheduler.timesteps)
     if _is_flow(scheduler):
-        sigmas = [float(s) for s in scheduler.sigmas[: steps + 1]]
+        sigmas = [float(s) for s in flow_noise_levels(scheduler)[0][: steps + 1]]
         if len(sigmas) == steps:
             sigmas.append(0.0)
         return NoiseLevels(tuple(1 - s for s in sigmas), tuple(sigmas))

@@ -139,3 +139,21 @@ def test_config_errors_name_the_fix(tmp_path):
         _config(tmp_path, random_truncation=(0, 2))
     with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
         RewardBackpropTrainer(build_tiny_pipeline("text-to-video-sd"), _config(tmp_path, resume_from=str(tmp_path)))
+
+
+def test_checkpoints_of_another_run_in_the_output_dir_are_refused(tmp_path):
+    """A fresh run (or one resumed from an earlier step) into a folder holding later checkpoints would have its
+    own newest checkpoint pruned first and "latest" pick the other run's: it stops with the way out instead."""
+    first = RewardBackpropTrainer(build_tiny_pipeline("text-to-video-sd"), _config(tmp_path, num_frames=1, max_steps=2, save_every=1))
+    first.train()
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step-000001", "step-000002"]
+    with pytest.raises(FileExistsError, match=r"beyond step 0 \(step-000001, step-000002\).*resume_from='latest'"):
+        RewardBackpropTrainer(build_tiny_pipeline("text-to-video-sd"), _config(tmp_path, num_frames=1))
+    with pytest.raises(FileExistsError, match=r"beyond step 1 \(step-000002\)"):
+        RewardBackpropTrainer(
+            build_tiny_pipeline("text-to-video-sd"),
+            _config(tmp_path, num_frames=1, resume_from=str(checkpoints / "step-000001")),
+        )
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step-000001", "step-000002"], "nothing was deleted"
+    assert RewardBackpropTrainer(build_tiny_pipeline("text-to-video-sd"), _config(tmp_path, num_frames=1, resume_from="latest")).step == 2

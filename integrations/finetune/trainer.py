@@ -144,6 +144,7 @@ class RewardFinetuner(abc.ABC):
         self.setup()
         if config.resume_from:
             self.resume(config.resume_from)
+        self._refuse_later_checkpoints()
 
     def setup(self) -> None:
         """Subclass hook run before resuming: build what ``load_extra_state`` restores."""
@@ -310,9 +311,24 @@ class RewardFinetuner(abc.ABC):
         return final
 
     def _prune(self, root: Path) -> None:
-        complete = sorted(path for path in root.glob(f"{CHECKPOINT_PREFIX}*") if (path / STATE_NAME).is_file())
+        complete = self._complete_checkpoints(root)
         for stale in complete[: max(0, len(complete) - self.config.keep_checkpoints)]:
             shutil.rmtree(stale)
+
+    @staticmethod
+    def _complete_checkpoints(root: Path) -> list[Path]:
+        return sorted(path for path in root.glob(f"{CHECKPOINT_PREFIX}*") if (path / STATE_NAME).is_file())
+
+    def _refuse_later_checkpoints(self) -> None:
+        """Checkpoints in ``output_dir`` beyond the step this run starts from belong to another run: pruning by step
+        would delete this run's newest checkpoint first, and ``resume_from="latest"`` would pick theirs."""
+        later = [path.name for path in self._complete_checkpoints(self.output_dir / "checkpoints")
+                 if int(path.name.removeprefix(CHECKPOINT_PREFIX)) > self.step]
+        if later:
+            raise FileExistsError(
+                f"{self.output_dir} holds checkpoints of another run beyond step {self.step} ({', '.join(later)}); "
+                "resume that run with resume_from='latest', or choose an empty output_dir."
+            )
 
     def _rng_state(self) -> dict[str, torch.Tensor]:
         state = {"torch": torch.get_rng_state(), "generator": self.generator.get_state()}
@@ -321,8 +337,7 @@ class RewardFinetuner(abc.ABC):
         return state
 
     def latest_checkpoint(self) -> Path | None:
-        root = self.output_dir / "checkpoints"
-        complete = sorted(path for path in root.glob(f"{CHECKPOINT_PREFIX}*") if (path / STATE_NAME).is_file())
+        complete = self._complete_checkpoints(self.output_dir / "checkpoints")
         return complete[-1] if complete else None
 
     def resume(self, checkpoint: str | Path = "latest") -> bool:

@@ -1,7 +1,8 @@
 """Weighted mixtures of named rewards: ``"aigc-vqa:1.0,pcqa:0.5"`` -> one reward scoring their sum.
 
 A mixture is itself a ``VideoReward``: the score is ``sum(weight * member score)`` and the
-components keep every member's score (``"<name>"``) and its own components (``"<name>/<component>"``),
+components keep every member's score (``"<name>"``) and its own components (``"<name>/<component>"``;
+a component named like its member, such as a statistic's only one, repeats that score and is left out),
 so a trainer can log each part. Members keep their own scales: pick weights accordingly.
 """
 from __future__ import annotations
@@ -64,7 +65,8 @@ class RewardMixture(VideoReward):
         self.weights = dict(config.members)
         self.requires_prompts = any(member.requires_prompts for member in self.rewards.values())
         self.component_names = tuple(
-            key for name, member in self.rewards.items() for key in (name, *(f"{name}/{c}" for c in member.component_names))
+            key for name, member in self.rewards.items()
+            for key in (name, *(f"{name}/{c}" for c in member.component_names if c != name))
         )
 
     def set_compute_dtype(self, dtype: torch.dtype | str | None) -> "RewardMixture":
@@ -88,7 +90,7 @@ class RewardMixture(VideoReward):
             out = member(videos, prompts, **kwargs)
             total = total + self.weights[name] * out.score.float()
             components[name] = out.score
-            components.update({f"{name}/{key}": value for key, value in out.components.items()})
+            components.update({f"{name}/{key}": value for key, value in out.components.items() if key != name})
         return RewardOutput(score=total, components=components)
 
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..base import VideoReward, register_architecture
+from ..frame_plan import FramePlan
 from ..output import RewardOutput
 from ..precision import full_precision
 from ..validation import check_prompts, check_videos
@@ -89,26 +90,31 @@ class PCQAEnsemble(VideoReward):
         ]
         return cls(config, prompt_encoder=encoder, scorers=scorers)
 
-    def member_predictions(self, videos: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+    def frame_plan(self, num_frames: int) -> FramePlan:
+        return FramePlan.of(num_frames, *(member.vision.frame_indices(num_frames) for member in self.members))
+
+    def member_predictions(
+        self, videos: torch.Tensor, prompts: list[str], frame_plan: FramePlan | None = None
+    ) -> torch.Tensor:
         """Raw predictions ``[M, B]`` of every member on validated inputs (flip-averaged when ``flip_tta``)."""
         embeddings = self.prompt_encoder(prompts, dtype=self.compute_dtype)
         batch = videos.shape[0]
         if self.config.flip_tta:
             videos = torch.cat([videos, videos.flip(-1)])
             embeddings = torch.cat([embeddings, embeddings])
-        raw = torch.stack([member(videos, embeddings, self.compute_dtype) for member in self.members])
+        raw = torch.stack([member(videos, embeddings, self.compute_dtype, frame_plan) for member in self.members])
         if self.config.flip_tta:
             raw = raw.view(len(self.members), 2, batch).mean(dim=1)
         return raw
 
-    def _forward(self, videos: torch.Tensor, prompts: list[str] | None) -> RewardOutput:
+    def _forward(self, videos: torch.Tensor, prompts: list[str] | None, frame_plan: FramePlan | None = None) -> RewardOutput:
         if int(self.stats_count) == 0:
             warnings.warn(
                 "this PCQA ensemble has no prediction statistics (mean 0, std 1 are used); call "
                 "reward.pcqa.compute_ensemble_statistics(model, batches) on the training set first.",
                 stacklevel=3,
             )
-        raw = self.member_predictions(videos, prompts)
+        raw = self.member_predictions(videos, prompts, frame_plan)
         with full_precision(raw.device):
             normalised = (raw - self.pred_mean[:, None]) / self.pred_std[:, None]
             score = normalised.mean(dim=0)

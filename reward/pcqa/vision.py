@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import WeightsNotFoundError
+from ..frame_plan import FramePlan, source_length, take_frames
 from ..precision import backbone_autocast
 from ..video.normalize import normalize_levels
 from ..video.resize import resize_frames
@@ -34,11 +35,18 @@ def create_timm_backbone(
         ) from error
 
 
-def sample_frames(videos: torch.Tensor, max_frames: int) -> torch.Tensor:
-    """Keep every frame of short videos; pick ``max_frames`` uniformly spread frames of longer ones."""
-    if videos.shape[1] <= max_frames:
+def frame_indices(num_frames: int, max_frames: int) -> torch.Tensor:
+    """Every frame of short videos; ``max_frames`` uniformly spread frames of longer ones."""
+    if num_frames <= max_frames:
+        return torch.arange(num_frames)
+    return uniform_frame_indices(num_frames, max_frames)
+
+
+def sample_frames(videos: torch.Tensor, max_frames: int, frame_plan: FramePlan | None = None) -> torch.Tensor:
+    """The frames :func:`frame_indices` picks from ``videos`` (a compact clip of ``frame_plan``'s frames when given)."""
+    if frame_plan is None and videos.shape[1] <= max_frames:
         return videos
-    return videos[:, uniform_frame_indices(videos.shape[1], max_frames).to(videos.device)]
+    return take_frames(videos, frame_indices(source_length(videos, frame_plan), max_frames), frame_plan)
 
 
 class FrameBackbone(nn.Module):
@@ -77,8 +85,14 @@ class FrameBackbone(nn.Module):
         self.model.set_grad_checkpointing(enabled)
         self._checkpointing = bool(enabled)
 
-    def forward(self, videos: torch.Tensor, compute_dtype: torch.dtype | None = None) -> torch.Tensor:
-        videos = sample_frames(videos, self.num_frames)
+    def frame_indices(self, num_frames: int) -> torch.Tensor:
+        """The source frames this backbone looks at in a ``num_frames``-frame video."""
+        return frame_indices(num_frames, self.num_frames)
+
+    def forward(
+        self, videos: torch.Tensor, compute_dtype: torch.dtype | None = None, frame_plan: FramePlan | None = None
+    ) -> torch.Tensor:
+        videos = sample_frames(videos, self.num_frames, frame_plan)
         batch, frames = videos.shape[:2]
         dtype = next(self.model.parameters()).dtype
         x = resize_frames(videos.flatten(0, 1).to(dtype), self.resolution)

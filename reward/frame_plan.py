@@ -110,8 +110,8 @@ class HasFramePlan(Protocol):
 FrameRequest = Union[HasFramePlan, Callable[[int], Union[FramePlan, torch.Tensor, Sequence[int]]], torch.Tensor, Sequence[int]]
 
 
-def resolve_plan(request: FrameRequest, num_frames: int) -> FramePlan:
-    """The plan ``request`` makes for a video of ``num_frames`` frames."""
+def resolve_plan(request: FrameRequest, num_frames: int, source: object = "") -> FramePlan:
+    """The plan ``request`` makes for the video ``source`` of ``num_frames`` frames."""
     if hasattr(request, "frame_plan"):
         plan = request.frame_plan(num_frames)
     elif callable(request):
@@ -122,9 +122,12 @@ def resolve_plan(request: FrameRequest, num_frames: int) -> FramePlan:
         try:
             plan = FramePlan.of(num_frames, plan)
         except RewardInputError as error:
-            raise VideoReadError(f"the requested frames do not fit the video: {error}") from None
+            raise VideoReadError(f"the frames requested from video {source} do not fit it: {error}") from None
     if plan.num_frames != num_frames:
-        raise ValueError(f"a frame plan for {plan.num_frames} frames was made for a video of {num_frames} frames.")
+        raise RewardInputError(
+            f"the frame request gave a plan for {plan.num_frames} frames, but the video has {num_frames}; "
+            "a plan function must return FramePlan.of(num_frames, ...) for the count it is given."
+        )
     return plan
 
 

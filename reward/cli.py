@@ -205,12 +205,12 @@ def _run_score(args: argparse.Namespace) -> int:
 
 
 def _run_explain(args: argparse.Namespace) -> int:
-    from .explain import explain_video
+    from .explain import explain_video, explained_frames
     from .video.io import read_video
 
     _check_reward_name(args.reward)
-    video = read_video(args.video)
     model = _load_model(args, _default_device(args))
+    video = read_video(args.video, frames=explained_frames(model))
     result = explain_video(model, video, args.prompt, args.out, name=args.name, reward_name=args.reward, fps=args.fps)
     if args.json:
         print(json.dumps({"png": str(result.png), "mp4": str(result.mp4), "scores": result.scores}, indent=2))

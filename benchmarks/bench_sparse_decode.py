@@ -1,0 +1,256 @@
+"""Peak memory and seconds per video of ``score_videos`` with full vs sparse (planned-frame) decoding.
+
+    python benchmarks/bench_sparse_decode.py --write
+
+Clips of 10, 30 and 120 s at 1280x720 and 1920x1080, 24 fps, are encoded once into ``--clips``
+(default ``~/.cache/aigc_reward/bench_clips``, outside the repo) with libx264 at its defaults
+(keyframe every 250 frames, 3 B-frames; preset veryfast, crf 23), plus one 120 s 1080p clip with a
+keyframe every 2 s (48 frames), the GOP of many camera and streaming files, where seeking pays.
+
+Every measurement runs in a fresh process, so its peak resident set (kernel VmHWM) is its own:
+``score_videos(model, [clip], num_workers=0, batch_size=1)`` with the default reader (sparse: only
+the reward's planned frames) or ``reader=default_reader`` (full: every frame, as before frame
+plans). The sparse process then times, apart, reading the planned frames alone
+(``read_video(path, frames=model)``) and the model alone on them. Full decoding of long clips needs
+tens of GB (every frame as uint8, then as float32): it is run for the 10 s clips only (``--full``).
+Rewards: ``dover`` at full size with random weights (``pretrained=False``; weights do not change the
+cost) and ``aigc-vqa-tiny``. ``--write`` replaces the "Sparse decoding" section of benchmarks/RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HEADING = "## Sparse decoding: scoring long videos"
+FPS = 24
+SIZES = {"720p": (720, 1280), "1080p": (1080, 1920)}
+DEFAULT_CLIPS = Path(os.environ.get("AIGC_REWARD_CACHE", "~/.cache/aigc_reward")).expanduser() / "bench_clips"
+PROMPT = "a camera pans over a colourful landscape while bright shapes move across it"
+
+
+def clip_name(seconds: int, size: str, gop: int | None) -> str:
+    return f"{seconds}s_{size}" + (f"_gop{gop}" if gop else "") + ".mp4"
+
+
+def encode_clip(path: Path, seconds: int, size: str, gop: int | None) -> None:
+    """A panning textured landscape with moving shapes (compresses like camera footage, not like noise)."""
+    import av
+
+    height, width = SIZES[size]
+    rng = np.random.default_rng(0)
+    coarse = rng.random((height // 40 + 2, width // 40 + 2, 3))
+    field = np.kron(coarse, np.ones((40, 40, 1)))[: height + 80, : width * 2]
+    field = np.pad(field, ((0, max(0, height + 80 - field.shape[0])), (0, max(0, width * 2 - field.shape[1])), (0, 0)), mode="wrap")
+    texture = rng.integers(-6, 7, size=(height, width, 1))
+    base = (field * 180 + 40).astype(np.int16)
+    partial = path.with_name(f".{path.name}.partial")
+    with av.open(str(partial), "w", format="mp4") as output:
+        stream = output.add_stream("libx264", rate=Fraction(FPS))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "23", **({"g": str(gop), "sc_threshold": "0"} if gop else {})}
+        for index in range(seconds * FPS):
+            shift = (index * 3) % width
+            frame = base[40: 40 + height, shift: shift + width] + texture
+            for k in range(4):
+                top = int((0.5 + 0.4 * np.sin(index / 30 + k)) * (height - 120))
+                left = int((0.5 + 0.4 * np.cos(index / 45 + 2 * k)) * (width - 160))
+                frame[top: top + 120, left: left + 160] = (60 * k + 40, 255 - 50 * k, 120)
+            pixels = np.clip(frame, 0, 255).astype(np.uint8)
+            output.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        output.mux(stream.encode(None))
+    partial.replace(path)
+
+
+def ensure_clips(folder: Path, lengths: list[int], sizes: list[str], gop_clip: bool) -> list[tuple[int, str, int | None]]:
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = [(seconds, size, None) for size in sizes for seconds in lengths]
+    if gop_clip:
+        wanted.append((max(lengths), sizes[-1], 2 * FPS))
+    for seconds, size, gop in wanted:
+        path = folder / clip_name(seconds, size, gop)
+        if not path.is_file():
+            print(f"encoding {path} ...", flush=True)
+            encode_clip(path, seconds, size, gop)
+    return wanted
+
+
+def status_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def timed(step):
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = step()
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def measure(path: Path, reward_name: str, mode: str) -> dict:
+    """One process: build the reward, score the clip once in ``mode``; sparse also times its parts."""
+    import reward
+    from reward.bench import start_peak
+    from reward.scoring import VideoItem, score_videos
+    from reward.scoring.dataset import default_reader
+    from reward.video.io import read_video
+
+    torch.manual_seed(0)
+    model = reward.load(reward_name, pretrained=False)
+    item = VideoItem(path.name, str(path), PROMPT)
+    model.score(torch.rand(1, 8, 3, 240, 320), PROMPT)  # warm-up (kernel selection), not part of a video's cost
+    loaded = start_peak(torch.device("cpu"))  # frees what the warm-up left and restarts VmHWM from here
+    reader = default_reader if mode == "full" else None
+    run, wall, cpu = timed(lambda: score_videos(model, [item], batch_size=1, num_workers=0, progress=False, reader=reader))
+    record = run.records[0]
+    if "error" in record:
+        raise RuntimeError(record["error"])
+    result = {"mode": mode, "seconds": wall, "cpu_seconds": cpu, "peak_rss": status_bytes("VmHWM"), "loaded_rss": loaded,
+              "score": record["score"]}
+    if mode == "sparse":
+        clip, result["decode_seconds"], result["decode_cpu_seconds"] = timed(lambda: read_video(path, frames=model))
+        result["planned_frames"], result["num_frames"], result["clip_bytes"] = len(clip.plan), clip.num_frames, clip.frames.numel()
+        base = start_peak(torch.device("cpu"))
+        _, result["model_seconds"], result["model_cpu_seconds"] = timed(lambda: model.score(clip, PROMPT))
+        result["model_peak_growth"] = status_bytes("VmHWM") - base
+    return result
+
+
+def model_rate(reward_name: str) -> dict:
+    """FLOPs of one forward on the planned frames and this machine's fp32 matmul rate, measured now."""
+    import reward
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = reward.load(reward_name, pretrained=False)
+    plan = model.frame_plan(240)
+    clip = torch.randint(0, 256, (1, len(plan), 3, 720, 1280), dtype=torch.uint8)
+    with FlopCounterMode(display=False) as counter:
+        model.score(clip, PROMPT, frame_plan=plan)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    _, _, cpu = timed(lambda: [a @ b for _ in range(5)])
+    return {"flops": counter.get_total_flops(), "matmul_flops_per_cpu_s": 5 * 2 * 2048**3 / cpu}
+
+
+def full_decode_fits(seconds: int, size: str) -> bool:
+    """Whether a full decode (uint8 frames, their stack and float32 copy: ~7 bytes per pixel) leaves 4 GiB free."""
+    height, width = SIZES[size]
+    needed = seconds * FPS * height * width * 3 * 7
+    available = next(int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
+                     if line.startswith("MemAvailable:"))
+    return needed + (4 << 30) < available
+
+
+def run_child(*args: str) -> dict:
+    output = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
+    if output.returncode:
+        raise RuntimeError(f"{args}: {output.stderr[-2000:]}")
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+def gib(value: float) -> str:
+    return f"{value / 2**30:.2f}"
+
+
+def table(args: argparse.Namespace, clips: list, results: dict, rates: dict, load: tuple[str, str]) -> str:
+    lines = [
+        f"`python benchmarks/bench_sparse_decode.py{' --write' if args.write else ''}`: one clip per process scored by "
+        "`score_videos(..., num_workers=0, batch_size=1)` on "
+        f"{platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads, PyAV frame threads), torch "
+        f"{torch.__version__}, shared with other jobs (load average {load[0]} before, {load[1]} after), so wall times "
+        "vary run to run; CPU seconds (all threads) measure the work. Clips: libx264 veryfast crf 23, 24 fps, keyframe "
+        "every 250 frames (x264's default) unless marked gop48. Peak RSS: the process's VmHWM (Python, torch, the "
+        "model and everything scoring allocated); 'loaded' is its resident set after building the model. Sparse: "
+        "`read_video(path, frames=model)` decodes only the planned frames; full: every frame decoded, stacked and "
+        "converted to float, as before frame plans (run for the 10 s clips only: a 120 s 1080p clip would hold "
+        f"{gib(120 * FPS * 1080 * 1920 * 3)} GiB as uint8 and 4x that as float32).",
+        "",
+        "| reward | clip | frames (planned) | full: peak RSS GiB | full: s/video (CPU s) | sparse: peak RSS GiB "
+        "(loaded + clip + model) | sparse: s/video (CPU s) | decode planned frames only: s (CPU s) | model only: s (CPU s) "
+        "| sparse - model, / decode only |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for reward_name in args.rewards:
+        for seconds, size, gop in clips:
+            name = clip_name(seconds, size, gop)
+            sparse = results[(reward_name, name, "sparse")]
+            full = results.get((reward_name, name, "full"))
+            full_cells = (
+                [gib(full["peak_rss"]), f"{full['seconds']:.1f} ({full['cpu_seconds']:.1f})"] if full else ["not run", "not run"]
+            )
+            lines.append(
+                f"| {reward_name} | {name[:-4]} | {sparse['num_frames']} ({sparse['planned_frames']}) | "
+                + " | ".join(full_cells)
+                + f" | {gib(sparse['peak_rss'])} ({gib(sparse['loaded_rss'])} + {gib(sparse['clip_bytes'])} + "
+                f"{gib(sparse['model_peak_growth'])}) | {sparse['seconds']:.1f} ({sparse['cpu_seconds']:.1f}) | "
+                f"{sparse['decode_seconds']:.1f} ({sparse['decode_cpu_seconds']:.1f}) | "
+                f"{sparse['model_seconds']:.1f} ({sparse['model_cpu_seconds']:.1f}) | "
+                f"{(sparse['cpu_seconds'] - sparse['model_cpu_seconds']) / sparse['decode_cpu_seconds']:.2f} |"
+            )
+    lines.append("")
+    for reward_name, rate in rates.items():
+        model_seconds = min(r["model_cpu_seconds"] for (n, _, m), r in results.items() if n == reward_name and m == "sparse")
+        lines.append(
+            f"- `{reward_name}`: one forward on its planned frames is {rate['flops'] / 1e9:.3g} GFLOP; its fastest model-only "
+            f"run took {model_seconds:.2f} CPU s: {rate['flops'] / model_seconds / rate['matmul_flops_per_cpu_s']:.1%} of the "
+            f"fp32 matmul rate measured in this run ({rate['matmul_flops_per_cpu_s'] / 1e9:.0f} GFLOP per CPU second, 2048x2048)."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=Path, default=DEFAULT_CLIPS, help="folder the clips are encoded into once")
+    parser.add_argument("--rewards", nargs="+", default=["dover", "aigc-vqa-tiny"])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[10, 30, 120], help="clip lengths in seconds")
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--full", type=int, nargs="+", default=[10], help="clip lengths also scored with full decoding")
+    parser.add_argument("--no-gop-clip", action="store_true", help="skip the 120 s 1080p clip with a 2 s GOP")
+    parser.add_argument("--write", action="store_true", help="replace the section in benchmarks/RESULTS.md")
+    parser.add_argument("--child", nargs=3, metavar=("CLIP", "REWARD", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--rate", metavar="REWARD", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(Path(args.child[0]), args.child[1], args.child[2])))
+        return
+    if args.rate:
+        print(json.dumps(model_rate(args.rate)))
+        return
+
+    clips = ensure_clips(args.clips.expanduser(), args.lengths, args.sizes, not args.no_gop_clip)
+    before = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    results: dict = {}
+    for reward_name in args.rewards:
+        for seconds, size, gop in clips:
+            name = clip_name(seconds, size, gop)
+            full = seconds in args.full and gop is None
+            if full and not full_decode_fits(seconds, size):
+                print(f"skipping the full decode of {name}: not enough free memory now", flush=True)
+            modes = ["sparse", "full"] if full and full_decode_fits(seconds, size) else ["sparse"]
+            for mode in modes:
+                print(f"{reward_name} {name} {mode} ...", flush=True)
+                results[(reward_name, name, mode)] = run_child("--child", str(args.clips.expanduser() / name), reward_name, mode)
+                print(json.dumps(results[(reward_name, name, mode)]), flush=True)
+    rates = {reward_name: run_child("--rate", reward_name) for reward_name in args.rewards}
+    after = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    text = table(args, clips, results, rates, (before, after))
+    print(text)
+    if args.write:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from results_md import write_section
+
+        write_section(HEADING, text)
+
+
+if __name__ == "__main__":
+    main()

@@ -68,7 +68,7 @@ class VideoReward(nn.Module, abc.ABC):
         ``read_video(path, frames=reward)``, or a clip [B, K, 3, H, W] (uint8 levels or floats) with
         ``frame_plan=``. The reward then samples the same source frames, so the score is the full video's.
         """
-        videos, frame_plan = self.planned_clip(videos, kwargs.pop("frame_plan", None))
+        videos, frame_plan = self._planned_clip(videos, kwargs.pop("frame_plan", None))
         if frame_plan is None or videos.is_floating_point():
             videos = check_videos(videos)
         prompts = check_prompts(prompts, videos.shape[0], required=self.requires_prompts)
@@ -84,7 +84,7 @@ class VideoReward(nn.Module, abc.ABC):
         (and then take ``frame_plan`` in ``_forward``, reading frames through ``reward.frame_plan.take_frames``)."""
         return FramePlan.every_frame_of(num_frames)
 
-    def planned_clip(
+    def _planned_clip(
         self, videos: torch.Tensor | SparseVideo, frame_plan: FramePlan | None
     ) -> tuple[torch.Tensor, FramePlan | None]:
         """``(videos, plan)`` for ``_forward``: a clip holding every frame becomes a plain video (plan None); a partial

@@ -4,7 +4,7 @@ A reward's ``frame_plan(T)`` lists the frames its deterministic default views us
 decodes just those into a compact clip ``[K, 3, H, W]``; the plan is the mapping back, so the
 reward samples the compact clip at the same source frames it would pick from the full video and
 its views (and scores) are identical. Rewards that look at every frame say so
-(:meth:`FramePlan.every_frame`); files for them are decoded whole, up to ``EVERY_FRAME_LIMIT_BYTES``.
+(:meth:`FramePlan.every_frame_of`); files for them are decoded whole, up to ``EVERY_FRAME_LIMIT_BYTES``.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch
 from .errors import RewardInputError, VideoReadError
 
 #: Decoded bytes (frames x H x W x 3, uint8) a file may take for a reward that looks at every frame:
-#: 1 GiB is about 170 frames at 1920x1080, 390 at 1280x720 and 2 600 at 480x270. Larger reads are
+#: 1 GiB is about 170 frames at 1920x1080, 390 at 1280x720 and 870 at 854x480. Larger reads are
 #: refused before decoding (scoring them as floats would need 5x that and more).
 EVERY_FRAME_LIMIT_BYTES = 1 << 30
 #: Views convert at most this many float bytes of full-size frames at a time (bounded memory on large frames).

@@ -35,7 +35,7 @@ def create_timm_backbone(
         ) from error
 
 
-def frame_indices(num_frames: int, max_frames: int) -> torch.Tensor:
+def sampled_frame_indices(num_frames: int, max_frames: int) -> torch.Tensor:
     """Every frame of short videos; ``max_frames`` uniformly spread frames of longer ones."""
     if num_frames <= max_frames:
         return torch.arange(num_frames)
@@ -43,10 +43,10 @@ def frame_indices(num_frames: int, max_frames: int) -> torch.Tensor:
 
 
 def sample_frames(videos: torch.Tensor, max_frames: int, frame_plan: FramePlan | None = None) -> torch.Tensor:
-    """The frames :func:`frame_indices` picks from ``videos`` (a compact clip of ``frame_plan``'s frames when given)."""
+    """The frames :func:`sampled_frame_indices` picks from ``videos`` (a compact clip of ``frame_plan``'s frames when given)."""
     if frame_plan is None and videos.shape[1] <= max_frames:
         return videos
-    return take_frames(videos, frame_indices(source_length(videos, frame_plan), max_frames), frame_plan)
+    return take_frames(videos, sampled_frame_indices(source_length(videos, frame_plan), max_frames), frame_plan)
 
 
 class FrameBackbone(nn.Module):
@@ -87,7 +87,7 @@ class FrameBackbone(nn.Module):
 
     def frame_indices(self, num_frames: int) -> torch.Tensor:
         """The source frames this backbone looks at in a ``num_frames``-frame video."""
-        return frame_indices(num_frames, self.num_frames)
+        return sampled_frame_indices(num_frames, self.num_frames)
 
     def forward(
         self, videos: torch.Tensor, compute_dtype: torch.dtype | None = None, frame_plan: FramePlan | None = None

@@ -143,9 +143,10 @@ def model_rate(reward_name: str) -> dict:
 
 
 def full_decode_fits(seconds: int, size: str) -> bool:
-    """Whether a full decode (uint8 frames, their stack and float32 copy: ~7 bytes per pixel) leaves 4 GiB free."""
+    """Whether scoring a fully decoded clip leaves 4 GiB free: measured, it peaks at ~15x the clip's uint8 size (the
+    decoded frames, their stack, the float32 batch, input checks, the technical frames' float copy) plus the model."""
     height, width = SIZES[size]
-    needed = seconds * FPS * height * width * 3 * 7
+    needed = seconds * FPS * height * width * 3 * 15 + (3 << 30)
     available = next(int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
                      if line.startswith("MemAvailable:"))
     return needed + (4 << 30) < available
@@ -154,8 +155,19 @@ def full_decode_fits(seconds: int, size: str) -> bool:
 def run_child(*args: str) -> dict:
     output = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
     if output.returncode:
-        raise RuntimeError(f"{args}: {output.stderr[-2000:]}")
+        raise RuntimeError(f"{args} ended with status {output.returncode}: {output.stderr[-2000:]}")
     return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+def measured(folder: Path, reward_name: str, name: str, mode: str, resume: bool) -> dict:
+    """One measurement, kept in ``folder/results`` so that ``--resume`` continues an interrupted run."""
+    record = folder / "results" / f"{reward_name}__{name}__{mode}.json"
+    if resume and record.is_file():
+        return json.loads(record.read_text())
+    result = run_child("--child", str(folder / name), reward_name, mode)
+    record.parent.mkdir(exist_ok=True)
+    record.write_text(json.dumps(result))
+    return result
 
 
 def gib(value: float) -> str:
@@ -172,8 +184,9 @@ def table(args: argparse.Namespace, clips: list, results: dict, rates: dict, loa
         "every 250 frames (x264's default) unless marked gop48. Peak RSS: the process's VmHWM (Python, torch, the "
         "model and everything scoring allocated); 'loaded' is its resident set after building the model. Sparse: "
         "`read_video(path, frames=model)` decodes only the planned frames; full: every frame decoded, stacked and "
-        "converted to float, as before frame plans (run for the 10 s clips only: a 120 s 1080p clip would hold "
-        f"{gib(120 * FPS * 1080 * 1920 * 3)} GiB as uint8 and 4x that as float32).",
+        "converted to float, as before frame plans: run for the 10 s clips only where it fits in this shared machine's "
+        "free memory (it peaks at ~15x the decoded frames' uint8 size; a 120 s 1080p clip holds "
+        f"{gib(120 * FPS * 1080 * 1920 * 3)} GiB of them).",
         "",
         "| reward | clip | frames (planned) | full: peak RSS GiB | full: s/video (CPU s) | sparse: peak RSS GiB "
         "(loaded + clip + model) | sparse: s/video (CPU s) | decode planned frames only: s (CPU s) | model only: s (CPU s) "
@@ -216,6 +229,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--full", type=int, nargs="+", default=[10], help="clip lengths also scored with full decoding")
     parser.add_argument("--no-gop-clip", action="store_true", help="skip the 120 s 1080p clip with a 2 s GOP")
+    parser.add_argument("--resume", action="store_true", help="reuse the measurements an interrupted run kept in CLIPS/results")
     parser.add_argument("--write", action="store_true", help="replace the section in benchmarks/RESULTS.md")
     parser.add_argument("--child", nargs=3, metavar=("CLIP", "REWARD", "MODE"), help=argparse.SUPPRESS)
     parser.add_argument("--rate", metavar="REWARD", help=argparse.SUPPRESS)
@@ -239,7 +253,7 @@ def main() -> None:
             modes = ["sparse", "full"] if full and full_decode_fits(seconds, size) else ["sparse"]
             for mode in modes:
                 print(f"{reward_name} {name} {mode} ...", flush=True)
-                results[(reward_name, name, mode)] = run_child("--child", str(args.clips.expanduser() / name), reward_name, mode)
+                results[(reward_name, name, mode)] = measured(args.clips.expanduser(), reward_name, name, mode, args.resume)
                 print(json.dumps(results[(reward_name, name, mode)]), flush=True)
     rates = {reward_name: run_child("--rate", reward_name) for reward_name in args.rewards}
     after = ", ".join(f"{value:.1f}" for value in os.getloadavg())

@@ -143,13 +143,14 @@ def model_rate(reward_name: str) -> dict:
 
 
 def full_decode_fits(seconds: int, size: str) -> bool:
-    """Whether scoring a fully decoded clip leaves 4 GiB free: measured, it peaks at ~15x the clip's uint8 size (the
-    decoded frames, their stack, the float32 batch, input checks, the technical frames' float copy) plus the model."""
+    """Whether scoring a fully decoded clip leaves 2 GiB free. Measured (dover, 10 s 720p): the process peaks at
+    ~10x the decoded frames' uint8 size (the frames, their stack, the float32 batch, input checks, the technical
+    frames' float copy) above what the model alone needs (~3.5 GiB)."""
     height, width = SIZES[size]
-    needed = seconds * FPS * height * width * 3 * 15 + (3 << 30)
+    needed = seconds * FPS * height * width * 3 * 10 + (7 << 29)
     available = next(int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
                      if line.startswith("MemAvailable:"))
-    return needed + (4 << 30) < available
+    return needed + (2 << 30) < available
 
 
 def run_child(*args: str) -> dict:
@@ -185,7 +186,7 @@ def table(args: argparse.Namespace, clips: list, results: dict, rates: dict, loa
         "model and everything scoring allocated); 'loaded' is its resident set after building the model. Sparse: "
         "`read_video(path, frames=model)` decodes only the planned frames; full: every frame decoded, stacked and "
         "converted to float, as before frame plans: run for the 10 s clips only where it fits in this shared machine's "
-        "free memory (it peaks at ~15x the decoded frames' uint8 size; a 120 s 1080p clip holds "
+        "free memory (it needs ~10x the decoded frames' uint8 size beyond the model; a 120 s 1080p clip holds "
         f"{gib(120 * FPS * 1080 * 1920 * 3)} GiB of them).",
         "",
         "| reward | clip | frames (planned) | full: peak RSS GiB | full: s/video (CPU s) | sparse: peak RSS GiB "
@@ -247,10 +248,13 @@ def main() -> None:
     for reward_name in args.rewards:
         for seconds, size, gop in clips:
             name = clip_name(seconds, size, gop)
-            full = seconds in args.full and gop is None
-            if full and not full_decode_fits(seconds, size):
-                print(f"skipping the full decode of {name}: not enough free memory now", flush=True)
-            modes = ["sparse", "full"] if full and full_decode_fits(seconds, size) else ["sparse"]
+            modes = ["sparse"]
+            if seconds in args.full and gop is None:
+                recorded = args.resume and (args.clips.expanduser() / "results" / f"{reward_name}__{name}__full.json").is_file()
+                if recorded or full_decode_fits(seconds, size):
+                    modes.append("full")
+                else:
+                    print(f"skipping the full decode of {name}: not enough free memory now", flush=True)
             for mode in modes:
                 print(f"{reward_name} {name} {mode} ...", flush=True)
                 results[(reward_name, name, mode)] = measured(args.clips.expanduser(), reward_name, name, mode, args.resume)

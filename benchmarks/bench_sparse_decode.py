@@ -126,6 +126,18 @@ def measure(path: Path, reward_name: str, mode: str) -> dict:
     return result
 
 
+def measure_decode_all(path: Path) -> dict:
+    """Time of decoding every frame to RGB as a full read does, without keeping the frames (its time, not its memory)."""
+    from reward.video.decode import open_video
+
+    def decode_all() -> int:
+        with open_video(path) as (container, stream):
+            return sum(1 for frame in container.decode(stream) if frame.to_ndarray(format="rgb24") is not None)
+
+    frames, wall, cpu = timed(decode_all)
+    return {"mode": "decode_all", "frames": frames, "seconds": wall, "cpu_seconds": cpu}
+
+
 def model_rate(reward_name: str) -> dict:
     """FLOPs of one forward on the planned frames and this machine's fp32 matmul rate, measured now."""
     import reward
@@ -184,15 +196,16 @@ def table(args: argparse.Namespace, clips: list, results: dict, rates: dict, loa
         "vary run to run; CPU seconds (all threads) measure the work. Clips: libx264 veryfast crf 23, 24 fps, keyframe "
         "every 250 frames (x264's default) unless marked gop48. Peak RSS: the process's VmHWM (Python, torch, the "
         "model and everything scoring allocated); 'loaded' is its resident set after building the model. Sparse: "
-        "`read_video(path, frames=model)` decodes only the planned frames; full: every frame decoded, stacked and "
+        "`read_video(path, frames=model)` decodes only the planned frames; 'decode every frame' is the time (not the "
+        "memory) of decoding every frame to RGB as a full read does; full: every frame decoded, stacked and "
         "converted to float, as before frame plans: run for the 10 s clips only where it fits in this shared machine's "
         "free memory (it needs ~10x the decoded frames' uint8 size beyond the model; a 120 s 1080p clip holds "
         f"{gib(120 * FPS * 1080 * 1920 * 3)} GiB of them).",
         "",
-        "| reward | clip | frames (planned) | full: peak RSS GiB | full: s/video (CPU s) | sparse: peak RSS GiB "
+        "| reward | clip | frames (planned) | decode every frame: s (CPU s) | full: peak RSS GiB | full: s/video (CPU s) | sparse: peak RSS GiB "
         "(loaded + clip + model) | sparse: s/video (CPU s) | decode planned frames only: s (CPU s) | model only: s (CPU s) "
         "| sparse - model, / decode only |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for reward_name in args.rewards:
         for seconds, size, gop in clips:
@@ -202,8 +215,10 @@ def table(args: argparse.Namespace, clips: list, results: dict, rates: dict, loa
             full_cells = (
                 [gib(full["peak_rss"]), f"{full['seconds']:.1f} ({full['cpu_seconds']:.1f})"] if full else ["not run", "not run"]
             )
+            every = results[("any", name, "decode_all")]
             lines.append(
                 f"| {reward_name} | {name[:-4]} | {sparse['num_frames']} ({sparse['planned_frames']}) | "
+                f"{every['seconds']:.1f} ({every['cpu_seconds']:.1f}) | "
                 + " | ".join(full_cells)
                 + f" | {gib(sparse['peak_rss'])} ({gib(sparse['loaded_rss'])} + {gib(sparse['clip_bytes'])} + "
                 f"{gib(sparse['model_peak_growth'])}) | {sparse['seconds']:.1f} ({sparse['cpu_seconds']:.1f}) | "
@@ -236,7 +251,8 @@ def main() -> None:
     parser.add_argument("--rate", metavar="REWARD", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(Path(args.child[0]), args.child[1], args.child[2])))
+        clip, reward_name, mode = args.child
+        print(json.dumps(measure_decode_all(Path(clip)) if mode == "decode_all" else measure(Path(clip), reward_name, mode)))
         return
     if args.rate:
         print(json.dumps(model_rate(args.rate)))
@@ -259,6 +275,10 @@ def main() -> None:
                 print(f"{reward_name} {name} {mode} ...", flush=True)
                 results[(reward_name, name, mode)] = measured(args.clips.expanduser(), reward_name, name, mode, args.resume)
                 print(json.dumps(results[(reward_name, name, mode)]), flush=True)
+    for seconds, size, gop in clips:
+        name = clip_name(seconds, size, gop)
+        print(f"decoding every frame of {name} ...", flush=True)
+        results[("any", name, "decode_all")] = measured(args.clips.expanduser(), "any", name, "decode_all", args.resume)
     rates = {reward_name: run_child("--rate", reward_name) for reward_name in args.rewards}
     after = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     text = table(args, clips, results, rates, (before, after))

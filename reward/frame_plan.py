@@ -73,7 +73,8 @@ class FramePlan:
 
     def __repr__(self) -> str:
         shown = self.indices.tolist() if len(self) <= 12 else [*self.indices[:6].tolist(), "...", *self.indices[-3:].tolist()]
-        return f"FramePlan(num_frames={self.num_frames}, {len(self)} frames {shown}{', every frame' if self.every_frame else ''})"
+        every = ", every frame" if self.every_frame else ""
+        return f"FramePlan(num_frames={self.num_frames}, {len(self)} frames {shown}{every})"
 
     @property
     def covers_every_frame(self) -> bool:

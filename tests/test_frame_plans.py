@@ -48,7 +48,8 @@ def models() -> dict[str, reward.VideoReward]:
 
 @pytest.mark.filterwarnings("ignore:this PCQA ensemble has no prediction statistics")
 @pytest.mark.parametrize("name", [
-    pytest.param(name, marks=[pytest.mark.slow] if name in SLOW else []) for name in [*REWARDS, "imagereward-tiny/8 frames", "pcqa ensemble"]
+    pytest.param(name, marks=[pytest.mark.slow] if name in SLOW else [])
+    for name in [*REWARDS, "imagereward-tiny/8 frames", "pcqa ensemble"]
 ])
 @pytest.mark.parametrize("kind", ["awkward.mp4", "odd.webm"])
 def test_a_sparse_read_scores_like_the_full_read(files, models, name, kind, monkeypatch):

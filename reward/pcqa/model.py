@@ -43,7 +43,8 @@ class PCQAScorer(nn.Module):
         self, videos: torch.Tensor, prompt_embeddings: torch.Tensor, compute_dtype: torch.dtype | None = None,
         frame_plan: FramePlan | None = None,
     ) -> torch.Tensor:
-        """Raw predictions ``[B]`` for ``videos [B, T, 3, H, W]`` (or ``frame_plan``'s compact clip) and prompt embeddings ``[B, D]``."""
+        """Raw predictions ``[B]`` for ``videos [B, T, 3, H, W]`` (or ``frame_plan``'s compact clip) and prompt
+        embeddings ``[B, D]``."""
         frames = self.vision(videos, compute_dtype, frame_plan)
         with full_precision(frames.device):
             x = self.feature_norm(frames)

@@ -166,7 +166,8 @@ def sample_fragments(
         frame_size=tuple(source.shape[-2:]), patch=patch,
     )
     side = num * patch
-    planes = (frames.to(index.device)[:, None] * channels + torch.arange(channels, device=index.device)) * source[0, 0, 0].numel()
+    channel = torch.arange(channels, device=index.device)
+    planes = (frames.to(index.device)[:, None] * channels + channel) * source[0, 0, 0].numel()
     chunk_of_frame = torch.arange(count, device=index.device) // aligned
     flat = planes[None, :, :, None] + index[:, chunk_of_frame, None, :]  # [B, count, C, side * side]
     patches = source.reshape(batch, -1).gather(1, flat.reshape(batch, -1)).reshape(batch, count, channels, side, side)

@@ -155,14 +155,15 @@ def model_rate(reward_name: str) -> dict:
 
 
 def full_decode_fits(seconds: int, size: str) -> bool:
-    """Whether scoring a fully decoded clip leaves 2 GiB free. Measured (dover, 10 s 720p): the process peaks at
-    ~10x the decoded frames' uint8 size (the frames, their stack, the float32 batch, input checks, the technical
-    frames' float copy) above what the model alone needs (~3.5 GiB)."""
+    """Whether scoring a fully decoded clip surely fits: measured (dover, 10 s 720p), the process peaks at ~10x the
+    decoded frames' uint8 size (the frames, their stack, the float32 batch, input checks, the technical frames'
+    float copy) above what the model alone needs (~3.5 GiB); a 10 s 1080p clip was killed for memory on a 24 GiB
+    machine with 21 GiB free. Required: 15x the frames plus 3.5 GiB, with 4 GiB to spare."""
     height, width = SIZES[size]
-    needed = seconds * FPS * height * width * 3 * 10 + (7 << 29)
+    needed = seconds * FPS * height * width * 3 * 15 + (7 << 29)
     available = next(int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
                      if line.startswith("MemAvailable:"))
-    return needed + (2 << 30) < available
+    return needed + (4 << 30) < available
 
 
 def run_child(*args: str) -> dict:
@@ -199,7 +200,8 @@ def table(args: argparse.Namespace, clips: list, results: dict, rates: dict, loa
         "`read_video(path, frames=model)` decodes only the planned frames; 'decode every frame' is the time (not the "
         "memory) of decoding every frame to RGB as a full read does; full: every frame decoded, stacked and "
         "converted to float, as before frame plans: run for the 10 s clips only where it fits in this shared machine's "
-        "free memory (it needs ~10x the decoded frames' uint8 size beyond the model; a 120 s 1080p clip holds "
+        "free memory (it needs ~10x the decoded frames' uint8 size beyond the model; a 10 s 1080p run was killed "
+        "for memory with 21 GiB free; a 120 s 1080p clip holds "
         f"{gib(120 * FPS * 1080 * 1920 * 3)} GiB of them).",
         "",
         "| reward | clip | frames (planned) | decode every frame: s (CPU s) | full: peak RSS GiB | full: s/video (CPU s) | sparse: peak RSS GiB "

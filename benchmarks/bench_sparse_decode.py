@@ -178,7 +178,8 @@ def measured(folder: Path, reward_name: str, name: str, mode: str, resume: bool)
     record = folder / "results" / f"{reward_name}__{name}__{mode}.json"
     if resume and record.is_file():
         return json.loads(record.read_text())
-    result = run_child("--child", str(folder / name), reward_name, mode)
+    load = os.getloadavg()[0]
+    result = {**run_child("--child", str(folder / name), reward_name, mode), "load": load}
     record.parent.mkdir(exist_ok=True)
     record.write_text(json.dumps(result))
     return result
@@ -188,12 +189,14 @@ def gib(value: float) -> str:
     return f"{value / 2**30:.2f}"
 
 
-def table(args: argparse.Namespace, clips: list, results: dict, rates: dict, load: tuple[str, str]) -> str:
+def table(args: argparse.Namespace, clips: list, results: dict, rates: dict) -> str:
+    loads = [result["load"] for result in results.values()]
     lines = [
         f"`python benchmarks/bench_sparse_decode.py{' --write' if args.write else ''}`: one clip per process scored by "
         "`score_videos(..., num_workers=0, batch_size=1)` on "
         f"{platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads, PyAV frame threads), torch "
-        f"{torch.__version__}, shared with other jobs (load average {load[0]} before, {load[1]} after), so wall times "
+        f"{torch.__version__}, shared with other jobs (1-minute load average {min(loads):.1f} to {max(loads):.1f} at the "
+        "start of the measurements), so wall times "
         "vary run to run; CPU seconds (all threads) measure the work. Clips: libx264 veryfast crf 23, 24 fps, keyframe "
         "every 250 frames (x264's default) unless marked gop48. Peak RSS: the process's VmHWM (Python, torch, the "
         "model and everything scoring allocated); 'loaded' is its resident set after building the model. Sparse: "
@@ -228,15 +231,52 @@ def table(args: argparse.Namespace, clips: list, results: dict, rates: dict, loa
                 f"{sparse['model_seconds']:.1f} ({sparse['model_cpu_seconds']:.1f}) | "
                 f"{(sparse['cpu_seconds'] - sparse['model_cpu_seconds']) / sparse['decode_cpu_seconds']:.2f} |"
             )
-    lines.append("")
+    lines += ["", *summary(args, clips, results), ""]
     for reward_name, rate in rates.items():
         model_seconds = min(r["model_cpu_seconds"] for (n, _, m), r in results.items() if n == reward_name and m == "sparse")
         lines.append(
             f"- `{reward_name}`: one forward on its planned frames is {rate['flops'] / 1e9:.3g} GFLOP; its fastest model-only "
-            f"run took {model_seconds:.2f} CPU s: {rate['flops'] / model_seconds / rate['matmul_flops_per_cpu_s']:.1%} of the "
+            f"run took {model_seconds:.2f} CPU s: {100 * rate['flops'] / model_seconds / rate['matmul_flops_per_cpu_s']:.2g}% of the "
             f"fp32 matmul rate measured in this run ({rate['matmul_flops_per_cpu_s'] / 1e9:.0f} GFLOP per CPU second, 2048x2048)."
         )
     return "\n".join(lines) + "\n"
+
+
+def summary(args: argparse.Namespace, clips: list, results: dict) -> list[str]:
+    """The targets, checked on the longest, largest default-GOP clip, and memory against length per size."""
+    seconds, size = max(args.lengths), args.sizes[-1]
+    longest = clip_name(seconds, size, None)
+    lines = []
+    for reward_name in args.rewards:
+        sparse = results[(reward_name, longest, "sparse")]
+        overhead = (sparse["cpu_seconds"] - sparse["model_cpu_seconds"]) / sparse["decode_cpu_seconds"]
+        spans = []
+        for each in args.sizes:
+            peaks = [results[(reward_name, clip_name(length, each, None), "sparse")]["peak_rss"] for length in args.lengths]
+            spans.append(f"{each} {' / '.join(gib(peak) for peak in peaks)} GiB")
+        lines.append(
+            f"- **`{reward_name}`, {longest[:-4]}**: peak RSS {gib(sparse['peak_rss'])} GiB"
+            + (f" (target below 2 GB: {'met' if sparse['peak_rss'] < 2e9 else '**not met**'})" if reward_name == "dover" else "")
+            + f": the loaded process {gib(sparse['loaded_rss'])}, the "
+            f"{sparse['planned_frames']} planned frames {gib(sparse['clip_bytes'])}, the model's forward on them "
+            f"{gib(sparse['model_peak_growth'])} above that. Time beyond the model, over decoding just the planned frames: "
+            f"{overhead:.2f}x in CPU time (target within 1.5x: {'met' if overhead <= 1.5 else '**not met**'}); with the model: "
+            f"{sparse['cpu_seconds'] / sparse['decode_cpu_seconds']:.2f}x. Peak RSS over {' / '.join(f'{n} s' for n in args.lengths)}: "
+            + "; ".join(spans) + "."
+        )
+        for length in args.full:
+            for each in args.sizes:
+                full = results.get((reward_name, clip_name(length, each, None), "full"))
+                if full:
+                    planned = results[(reward_name, clip_name(length, each, None), "sparse")]
+                    lines.append(
+                        f"- `{reward_name}`, {length}s_{each}: full decoding peaks at {gib(full['peak_rss'])} GiB and takes "
+                        f"{full['cpu_seconds']:.1f} CPU s, sparse {gib(planned['peak_rss'])} GiB and {planned['cpu_seconds']:.1f} "
+                        "CPU s, for the same score."
+                        if abs(full["score"] - planned["score"]) <= 1e-6 else
+                        f"- `{reward_name}`, {length}s_{each}: full and sparse scores differ: {full['score']} vs {planned['score']}."
+                    )
+    return lines
 
 
 def main() -> None:
@@ -261,7 +301,6 @@ def main() -> None:
         return
 
     clips = ensure_clips(args.clips.expanduser(), args.lengths, args.sizes, not args.no_gop_clip)
-    before = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     results: dict = {}
     for reward_name in args.rewards:
         for seconds, size, gop in clips:
@@ -282,8 +321,7 @@ def main() -> None:
         print(f"decoding every frame of {name} ...", flush=True)
         results[("any", name, "decode_all")] = measured(args.clips.expanduser(), "any", name, "decode_all", args.resume)
     rates = {reward_name: run_child("--rate", reward_name) for reward_name in args.rewards}
-    after = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    text = table(args, clips, results, rates, (before, after))
+    text = table(args, clips, results, rates)
     print(text)
     if args.write:
         sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,8 +15,9 @@ from torch import nn
 from . import checkpoints
 from .errors import RewardInputError
 from .frame_plan import FramePlan, SparseVideo, check_clip, unit_pixels
+from .hub import DEFAULT_LICENSE
 from .output import RewardOutput
-from .precision import parse_dtype
+from .precision import backbone_modules, parse_dtype, store_weights
 from .validation import check_prompts, check_videos
 
 CONFIG_NAME = "config.json"
@@ -50,7 +52,10 @@ class VideoReward(nn.Module, abc.ABC):
         super().__init__()
         self.config = config
         self.compute_dtype: torch.dtype | None = None
+        self.weights_dtype: torch.dtype | None = None
         self.gradient_checkpointing = False
+        #: backbone -> "compiled" or "eager (<why>)" after :meth:`compile`; empty when not compiled
+        self.compile_status: dict[str, str] = {}
 
     # -- inputs ---------------------------------------------------------------------------
     @property
@@ -58,6 +63,10 @@ class VideoReward(nn.Module, abc.ABC):
         for tensor in self.parameters():
             return tensor.device
         return torch.device("cpu")
+
+    def _tensor_device(self) -> torch.device | None:
+        """Where the parameters (or buffers) live; None for a reward without any, which runs where its input is."""
+        return next((tensor.device for tensor in itertools.chain(self.parameters(), self.buffers())), None)
 
     def forward(
         self, videos: torch.Tensor | SparseVideo, prompts: Sequence[str] | str | None = None, **kwargs: Any
@@ -67,13 +76,15 @@ class VideoReward(nn.Module, abc.ABC):
         ``videos`` may instead hold only the frames a plan names: a ``SparseVideo`` from
         ``read_video(path, frames=reward)``, or a clip [B, K, 3, H, W] (uint8 levels or floats) with
         ``frame_plan=``. The reward then samples the same source frames, so the score is the full video's.
+        A reward that does not read prompts (``requires_prompts = False``) ignores them unchecked.
         """
         videos, frame_plan = self._planned_clip(videos, kwargs.pop("frame_plan", None))
         if frame_plan is None or videos.is_floating_point():
             videos = check_videos(videos)
-        prompts = check_prompts(prompts, videos.shape[0], required=self.requires_prompts)
-        if videos.device != self.device:
-            videos = videos.to(self.device)
+        prompts = check_prompts(prompts, videos.shape[0]) if self.requires_prompts else None
+        home = self._tensor_device()
+        if home is not None and videos.device != home:
+            videos = videos.to(home)
         if frame_plan is not None:
             kwargs["frame_plan"] = frame_plan
         return self._forward(videos.float() if videos.dtype not in (torch.float64, torch.uint8) else videos, prompts, **kwargs)
@@ -122,7 +133,29 @@ class VideoReward(nn.Module, abc.ABC):
     # -- precision ------------------------------------------------------------------------
     def set_compute_dtype(self, dtype: torch.dtype | str | None) -> "VideoReward":
         """Run backbones under autocast in ``dtype`` (bf16/fp16); heads and fusion stay fp32."""
-        self.compute_dtype = parse_dtype(dtype)
+        dtype = parse_dtype(dtype)
+        if self.weights_dtype is not None and dtype in (None, torch.float32, torch.float64):
+            raise ValueError(
+                f"this reward stores its backbone weights in {self.weights_dtype} (weights_dtype), so its backbones "
+                f"compute in that dtype: pass dtype={self.weights_dtype}, or reload it without weights_dtype for fp32."
+            )
+        self.compute_dtype = dtype
+        return self
+
+    def store_backbone_weights(self, dtype: torch.dtype | str) -> "VideoReward":
+        """Freeze the backbones and keep their matrix-product weights in ``dtype`` (bf16 or fp16): half the memory of
+        fp32 and no weight casts per call under autocast. Heads, norms and position tables stay fp32; gradients
+        still reach the pixels. The backbones then compute in ``dtype`` (it becomes the compute dtype if that was
+        fp32)."""
+        dtype = parse_dtype(dtype)
+        if dtype not in (torch.bfloat16, torch.float16):
+            raise ValueError(f"weights_dtype must be bf16 or fp16 (low-precision storage), got {dtype}")
+        store_weights(backbone_modules(self), dtype)
+        for reward in self.modules():
+            if isinstance(reward, VideoReward):
+                reward.weights_dtype = dtype
+                if reward.compute_dtype in (None, torch.float32, torch.float64):
+                    reward.compute_dtype = dtype
         return self
 
     def set_gradient_checkpointing(self, enabled: bool = True) -> "VideoReward":
@@ -130,6 +163,37 @@ class VideoReward(nn.Module, abc.ABC):
         for module in self.modules():
             if isinstance(module, VideoReward) or hasattr(module, "gradient_checkpointing"):
                 module.gradient_checkpointing = enabled
+        return self
+
+    # -- compilation --------------------------------------------------------------------------
+    def compile_targets(self) -> dict[str, tuple[nn.Module, str]]:
+        """The backbone calls :meth:`compile` wraps: ``name -> (module, method name)``. Subclasses list theirs."""
+        return {}
+
+    def compile(
+        self,
+        *,
+        backend: str | Callable[..., Any] = "inductor",
+        mode: str | None = None,
+        dynamic: bool | None = None,
+        fullgraph: bool = False,
+        options: dict[str, Any] | None = None,
+    ) -> "VideoReward":
+        """``torch.compile`` every backbone (:meth:`compile_targets`) with these options; returns ``self``.
+
+        Not applied by default. A backbone whose compilation fails, when wrapping or at a later
+        call, runs eagerly from then on, with one warning per reward; ``compile_status`` tells
+        which are compiled. State-dict keys and saved checkpoints are unchanged (see reward.compile).
+        """
+        from .compile import CompileSession, compile_method
+
+        session = CompileSession(self.architecture or type(self).__name__)
+        for label, (owner, method) in self.compile_targets().items():
+            compile_method(
+                owner, method, label=label, session=session,
+                backend=backend, mode=mode, dynamic=dynamic, fullgraph=fullgraph, options=options,
+            )
+        self.compile_status = session.status
         return self
 
     # -- native format ----------------------------------------------------------------------
@@ -152,6 +216,27 @@ class VideoReward(nn.Module, abc.ABC):
         checkpoints.atomic_write_text(directory / CONFIG_NAME, json.dumps(payload, indent=2, sort_keys=True))
         return directory
 
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        run: str | Path | None = None,
+        preset: str | None = None,
+        license: str = DEFAULT_LICENSE,
+        private: bool | None = None,
+        token: str | None = None,
+        commit_message: str | None = None,
+    ) -> str:
+        """Upload the native folder with a model card to hub repo ``repo_id`` (created if needed); returns the commit URL.
+
+        ``run``: the training run (or its ``best/``) this model comes from, whose recipe, data and test
+        metrics go into the card. ``reward.load(preset, weights=repo_id)`` reads the upload back.
+        """
+        from .hub import push_reward
+
+        return push_reward(self, repo_id, run=run, preset=preset, license=license, private=private, token=token,
+                           commit_message=commit_message)
+
     @classmethod
     def from_config(cls, config: Any) -> "VideoReward":
         """Build with random weights from a config dataclass or a plain dict."""
@@ -171,7 +256,7 @@ class VideoReward(nn.Module, abc.ABC):
         from .weights import resolve_pretrained_dir
 
         directory = resolve_pretrained_dir(source)
-        payload = json.loads((directory / CONFIG_NAME).read_text())
+        payload = read_native_config(directory)
         architecture = payload.get("architecture")
         model_cls = ARCHITECTURES.get(architecture)
         if model_cls is None:
@@ -192,6 +277,18 @@ class VideoReward(nn.Module, abc.ABC):
         state = checkpoints.load_safetensors(directory / WEIGHTS_NAME)
         checkpoints.load_state_dict_strict(model, state, source=str(directory / WEIGHTS_NAME))
         return place(model, device=device, dtype=dtype)
+
+
+def read_native_config(directory: Path) -> dict[str, Any]:
+    """The ``config.json`` of a native folder: ``architecture``, ``format_version`` and the model ``config``."""
+    path = Path(directory) / CONFIG_NAME
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise checkpoints.CheckpointError(f"{path} is not a readable JSON config ({error}); re-save or re-download it.") from error
+    if not isinstance(payload, dict):
+        raise checkpoints.CheckpointError(f"{path} holds {type(payload).__name__}, not a save_pretrained() config.")
+    return payload
 
 
 def place(model: VideoReward, *, device: torch.device | str | None, dtype: torch.dtype | str | None) -> VideoReward:

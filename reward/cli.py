@@ -17,6 +17,8 @@ CONVERT_SIZES = ("paper", "small", "tiny")
 #: Rows of the per-video table printed when the results also go to a file.
 ROWS_SHOWN_WITH_FILE = 20
 DEFAULT_REWARD = "aigc-vqa"
+#: Seed of ``--random-weights`` (``--seed`` changes it): the same weights in every run and in every process.
+RANDOM_WEIGHTS_SEED = 0
 
 
 def _model_arguments(parser: argparse.ArgumentParser, *, dtype: bool = True) -> None:
@@ -29,9 +31,17 @@ def _model_arguments(parser: argparse.ArgumentParser, *, dtype: bool = True) -> 
         "repeat as KEY=SOURCE for rewards built from several files (e.g. dover=DOVER.pth imagereward=ImageReward.pt)",
     )
     parser.add_argument("--random-weights", action="store_true", help="build the reward with random weights (tests, demos)")
+    parser.add_argument(
+        "--seed", type=int, help=f"seed of the --random-weights initialisation (default {RANDOM_WEIGHTS_SEED}): the same "
+        "weights in every run and in every process of `accelerate launch`",
+    )
     parser.add_argument("--device", help="torch device (default: the process's accelerate device: cuda if available, else cpu)")
     if dtype:
         parser.add_argument("--dtype", choices=sorted(DTYPES), help="backbone autocast dtype, e.g. bf16 (heads stay fp32)")
+    parser.add_argument(
+        "--compile", action="store_true",
+        help="torch.compile the backbones (the first batches compile, for minutes on a CPU; falls back to eager on failure)",
+    )
 
 
 def _default_device(args: argparse.Namespace) -> str:
@@ -60,8 +70,18 @@ def weights_argument(values: Sequence[str] | None) -> str | dict[str, str] | Non
 
 
 def _load_model(args: argparse.Namespace, device: object):
+    """The reward; ``--random-weights`` are drawn from a fixed seed on the CPU, whatever came before."""
+    import torch
+
     weights = weights_argument(args.weights)
-    return load(args.reward, weights, pretrained=not args.random_weights, device=device, dtype=getattr(args, "dtype", None))
+    dtype = getattr(args, "dtype", None)
+    if not args.random_weights:
+        if args.seed is not None:
+            raise ScoringInputError("--seed sets the --random-weights initialisation: pass --random-weights too.")
+        return load(args.reward, weights, device=device, dtype=dtype, compile=args.compile)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_WEIGHTS_SEED if args.seed is None else args.seed)
+        return load(args.reward, weights, pretrained=False, device=device, dtype=dtype, compile=args.compile)
 
 
 def _score_parser(commands: argparse._SubParsersAction) -> None:
@@ -83,6 +103,7 @@ def _score_parser(commands: argparse._SubParsersAction) -> None:
     score.add_argument("--out", help="append results to this JSONL file (one line per video, every component)")
     score.add_argument("--csv", help="append results to this CSV file")
     score.add_argument("--resume", action="store_true", help="skip videos whose id is already in --out/--csv")
+    score.add_argument("--html", help="also write a results page to watch and compare the videos (e.g. report.html)")
     score.add_argument("--json", action="store_true", help="print results and summary as JSON instead of tables")
     score.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     score.set_defaults(run=_run_score)
@@ -93,7 +114,8 @@ def _explain_parser(commands: argparse._SubParsersAction) -> None:
         "explain",
         help="draw where and when a video's quality drops (PNG + mp4)",
         description="Write NAME.png (key frames with the technical map drawn on the fragments it scored and the "
-        "aesthetic map over the frame, per-frame curves, prompt and scores) and NAME.mp4 (every shown frame).",
+        "aesthetic map over the frame, per-frame curves, prompt and scores), NAME.mp4 (every shown frame) and "
+        "NAME.html (a page showing both).",
     )
     explain.add_argument("video", metavar="VIDEO", help="a video file or frame folder")
     explain.add_argument("--prompt", help="the prompt the video was generated from (needed by prompt-conditioned rewards)")
@@ -131,13 +153,19 @@ def _list_parser(commands: argparse._SubParsersAction) -> None:
 def _bench_parser(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
         "bench",
-        help="time a reward's forward and forward+backward, and its peak memory, per compute dtype",
+        help="time a reward's forward and forward+backward, its FLOPs, share of the matmul rate and peak memory",
         description="Score random videos with the reward: best no-grad forward (`score`) and forward+backward into the "
-        "pixels (as fine-tuning uses it) over --iterations, and the forward+backward peak memory, for each --dtypes. "
-        "Weight values do not change the cost, so --random-weights measures the real thing.",
+        "pixels (as fine-tuning uses it) over --iterations, for each --dtypes and --modes (and with checkpointing): "
+        "FLOPs per call (torch's FlopCounterMode), achieved GFLOP/s and its percent of this machine's matrix-product "
+        "rate measured in the same run and dtype, and peak memory. Weight values do not change the cost, so "
+        "--random-weights measures the real thing.",
     )
     _model_arguments(bench, dtype=False)
     bench.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=sorted(DTYPES), help="compute dtypes to compare (default fp32 bf16)")
+    bench.add_argument("--modes", nargs="+", default=["eager"], choices=["eager", "compiled"],
+                       help="eager backbones and/or backbones wrapped by torch.compile (default eager; compiling takes minutes on a CPU)")
+    bench.add_argument("--weights-dtype", choices=["bf16", "fp16"],
+                       help="store the frozen backbones' weights in this dtype (reward.load(weights_dtype=...)); --dtypes must match")
     bench.add_argument("--batch-size", type=int, default=1)
     bench.add_argument("--frames", type=int, default=16)
     bench.add_argument("--size", type=int, default=224, help="frame side in pixels")
@@ -193,6 +221,8 @@ def _run_score(args: argparse.Namespace) -> int:
     )
     if run is None:
         return 0
+    if args.html:
+        _write_score_page(args, run.records)
     if args.json:
         print(json.dumps({"reward": args.reward, "results": run.records, "summary": run.summary.as_dict()}, indent=2))
     else:
@@ -204,6 +234,17 @@ def _run_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_score_page(args: argparse.Namespace, records: list) -> None:
+    from .gallery import write_gallery
+    from .scoring.report import gallery_rows
+
+    settings = {"reward": args.reward, "weights": args.weights or ("random" if args.random_weights else "default"),
+                "dtype": args.dtype or "fp32", "videos": len(records), "results": args.out or args.csv or ""}
+    pages = write_gallery(gallery_rows(records), args.html, settings=settings, title=f"aigc-reward score: {args.reward}",
+                          higher_is_better=reward_spec(args.reward).higher_is_better, progress=not args.no_progress)
+    print(f"results page: {pages[0]}" + (f" (+ {len(pages) - 1} more pages)" if len(pages) > 1 else ""), file=sys.stderr)
+
+
 def _run_explain(args: argparse.Namespace) -> int:
     from .explain import explain_video, explained_frames
     from .video.io import read_video
@@ -213,10 +254,11 @@ def _run_explain(args: argparse.Namespace) -> int:
     video = read_video(args.video, frames=explained_frames(model))
     result = explain_video(model, video, args.prompt, args.out, name=args.name, reward_name=args.reward, fps=args.fps)
     if args.json:
-        print(json.dumps({"png": str(result.png), "mp4": str(result.mp4), "scores": result.scores}, indent=2))
+        files = {"png": str(result.png), "mp4": str(result.mp4), "html": str(result.html)}
+        print(json.dumps({**files, "scores": result.scores}, indent=2))
     else:
         print("  ".join(f"{name} {value:.4f}" for name, value in result.scores.items()))
-        print(f"wrote {result.png} and {result.mp4}")
+        print(f"wrote {result.png}, {result.mp4} and {result.html} (open it in a browser)")
     return 0
 
 
@@ -246,6 +288,7 @@ def _run_list(args: argparse.Namespace) -> int:
                 "higher_is_better": s.higher_is_better,
                 "score_range": list(s.score_range) if s.score_range else None,
                 "tags": list(s.tags),
+                "architecture": s.architecture,
             }
             for s in specs
         ], indent=2))
@@ -256,20 +299,29 @@ def _run_list(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from .bench import bench_report, bench_reward
+    import torch
+
+    from .bench import bench_configurations, bench_report, matmul_rate
 
     _check_reward_name(args.reward)
     for name, value in (("--batch-size", args.batch_size), ("--frames", args.frames), ("--size", args.size), ("--iterations", args.iterations)):
         if value < 1:
             raise ScoringInputError(f"{name} must be at least 1, got {value}.")
-    model = _load_model(args, _default_device(args))
-    results = [
-        bench_reward(model, batch_size=args.batch_size, frames=args.frames, size=args.size, dtype=dtype,
-                     checkpointing=checkpointing, iterations=args.iterations)
-        for checkpointing in ((False, True) if args.checkpointing else (False,))
-        for dtype in args.dtypes
-    ]
-    report = bench_report(args.reward, model.device, results, batch_size=args.batch_size, frames=args.frames, size=args.size)
+    if args.weights_dtype and set(args.dtypes) != {args.weights_dtype}:
+        raise ScoringInputError(f"--weights-dtype {args.weights_dtype} computes in {args.weights_dtype}: pass --dtypes {args.weights_dtype}.")
+    device = torch.device(_default_device(args))
+
+    def load_model():
+        model = _load_model(args, device)
+        return model.store_backbone_weights(args.weights_dtype) if args.weights_dtype else model
+
+    results = bench_configurations(
+        load_model, dtypes=args.dtypes, checkpointing=(False, True) if args.checkpointing else (False,),
+        modes=args.modes, batch_size=args.batch_size, frames=args.frames, size=args.size, iterations=args.iterations,
+    )
+    matmul = [matmul_rate(dtype, device) for dtype in dict.fromkeys(r.dtype for r in results)]
+    report = bench_report(args.reward, device, results, batch_size=args.batch_size, frames=args.frames,
+                          size=args.size, matmul=matmul)
     print(json.dumps(report.as_dict(), indent=2) if args.json else report.text())
     return 0
 

@@ -15,6 +15,7 @@ from typing import Protocol, Union
 import torch
 
 from .errors import RewardInputError, VideoReadError
+from .transfer import to_device
 
 #: Decoded bytes (frames x H x W x 3, uint8) a file may take for a reward that looks at every frame:
 #: 1 GiB is about 170 frames at 1920x1080, 390 at 1280x720 and 870 at 854x480. Larger reads are
@@ -190,7 +191,7 @@ def clip_positions(indices: torch.Tensor, frame_plan: FramePlan | None) -> torch
 def take_frames(videos: torch.Tensor, indices: torch.Tensor, frame_plan: FramePlan | None = None) -> torch.Tensor:
     """Source frames ``indices`` of ``videos`` [B, T or K, 3, H, W] as [B, n, 3, H, W] (uint8 clips as [0, 1] floats)."""
     positions = clip_positions(torch.as_tensor(indices, dtype=torch.int64), frame_plan)
-    return unit_pixels(videos.index_select(1, positions.to(videos.device)))
+    return unit_pixels(videos.index_select(1, to_device(positions, videos.device)))
 
 
 def frame_chunks(indices: torch.Tensor, videos: torch.Tensor) -> tuple[torch.Tensor, ...]:

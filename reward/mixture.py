@@ -44,7 +44,7 @@ class MixtureConfig:
 
 @register_architecture
 class RewardMixture(VideoReward):
-    """Score = weighted sum of member rewards; prompts are required when any member needs them."""
+    """Score = weighted sum of member rewards; prompts are checked (and required) only when a member reads them."""
 
     architecture = "reward-mixture"
     config_class = MixtureConfig
@@ -77,6 +77,14 @@ class RewardMixture(VideoReward):
     def frame_plan(self, num_frames: int) -> FramePlan:
         first, *others = (member.frame_plan(num_frames) for member in self.rewards.values())
         return first.union(*others)
+
+    def compile_targets(self) -> dict[str, tuple[nn.Module, str]]:
+        """The backbones of every member, named ``<member>/<backbone>``."""
+        return {
+            f"{name}/{label}": target
+            for name, member in self.rewards.items()
+            for label, target in member.compile_targets().items()
+        }
 
     def _forward(self, videos: torch.Tensor, prompts: list[str] | None, **kwargs: Any) -> RewardOutput:
         total = torch.zeros(videos.shape[0], device=videos.device, dtype=torch.promote_types(videos.dtype, torch.float32))

@@ -4,10 +4,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
+from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 #: Names accepted wherever a compute dtype is configured.
@@ -69,3 +70,35 @@ def maybe_checkpoint(fn: Callable[..., Any], *args: Any, enabled: bool) -> Any:
     if enabled and torch.is_grad_enabled():
         return checkpoint(fn, *args, use_reentrant=False)
     return fn(*args)
+
+
+#: Layers whose weights hold nearly all of a backbone's bytes and reach autocast's matrix products as they are;
+#: norms, position tables and other parameters keep their dtype (they are small, and CPU norms need fp32 weights).
+LOW_PRECISION_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding, nn.MultiheadAttention)
+
+
+def backbone_modules(model: nn.Module) -> list[nn.Module]:
+    """The backbones inside ``model``: modules whose class sets ``is_backbone = True`` (Swin-3D, ConvNeXt-3D, BLIP,
+    PCQA's frame backbone and prompt encoder); heads, adapters and fusion are not."""
+    return [module for module in model.modules() if getattr(type(module), "is_backbone", False)]
+
+
+def store_weights(modules: Iterable[nn.Module], dtype: torch.dtype) -> int:
+    """Freeze ``modules`` and store the weights of their matrix-product layers in ``dtype``; returns the bytes saved."""
+    saved = 0
+    for module in modules:
+        module.requires_grad_(False)
+        for layer in module.modules():
+            if isinstance(layer, LOW_PRECISION_LAYERS):
+                for parameter in layer.parameters(recurse=False):
+                    if parameter.is_floating_point() and parameter.dtype != dtype:
+                        saved += parameter.numel() * (parameter.element_size() - torch.empty((), dtype=dtype).element_size())
+                        parameter.data = parameter.data.to(dtype)
+    return saved
+
+
+def storage_float_dtype(module: nn.Module) -> torch.dtype:
+    """The float dtype inputs of ``module`` are prepared in: its parameters' (fp64 in parity tests), fp32 where the
+    weights are stored in a low precision (autocast computes in it)."""
+    dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32

@@ -178,20 +178,21 @@ def test_video_files_score_and_unreadable_or_empty_ones_fail_clearly(model, tmp_
 
 
 # -- CPU fast paths of the quality backbones -----------------------------------------------------------
-def test_swin_in_place_position_bias_equals_the_formula_with_its_gradients():
-    from reward.blocks.swin3d import WindowAttention3D, WindowGeometry, fragment_gate, shift_mask
+def test_swin_attention_mask_equals_the_grpb_formula_with_its_gradients():
+    from reward.blocks.swin3d import WindowAttention3D, WindowLayout, fragment_gate, shift_mask
 
     torch.manual_seed(0)
     attention = WindowAttention3D(dim=8, num_heads=2, window=(2, 7, 7), fragment_bias=True)
-    geometry = WindowGeometry((2, 14, 14), (2, 7, 7), (0, 3, 3))
-    logits = torch.randn(1, 4, 2, 98, 98)
+    layout = WindowLayout.build((2, 14, 14), (2, 7, 7), (1, 3, 3), True, torch.device("cpu"))
+    geometry = ((2, 14, 14), (2, 7, 7), (0, 3, 3), torch.device("cpu"), torch.float32)  # D fits the window: no D shift
     index = attention.relative_position_index.reshape(-1)
     rpb, fpb = (t[index].view(98, 98, 2).permute(2, 0, 1) for t in (attention.relative_position_bias_table, attention.fragment_position_bias_table))
-    gate = fragment_gate(*geometry, torch.device("cpu"), torch.float32)[:, None]
-    expected = logits + rpb * gate + fpb * (1 - gate) + shift_mask(*geometry, torch.device("cpu"), torch.float32)[:, None]
-    weights = torch.randn_like(logits)
+    gate = fragment_gate(*geometry)[:, None]
+    expected = rpb * gate + fpb * (1 - gate) + shift_mask(*geometry)[:, None]
+    weights = torch.randn_like(expected)
     expected_grads = torch.autograd.grad((expected * weights).sum(), attention.parameters(), allow_unused=True)
-    got = attention.add_position_bias_(logits.clone(), geometry)
+    got = attention.attention_mask(layout, 98)
+    assert got.is_contiguous()  # else the fused kernel copies it
     grads = torch.autograd.grad((got * weights).sum(), attention.parameters(), allow_unused=True)
     torch.testing.assert_close(got, expected)
     for grad, expected_grad in zip(grads, expected_grads):

@@ -4,6 +4,10 @@ Three transformers settings are easy to get wrong (REFERENCE.md section 5): the 
 ``is_decoder=True`` or no cross-attention layers exist (the encoder is still run bidirectionally),
 the vision LayerNorm eps is 1e-6 (the library default is 1e-5), and the image tokens are the
 vision model's ``last_hidden_state`` (not its pooled output).
+
+transformers' BLIP attention modules only have an eager path (matmul, softmax, matmul); here they
+dispatch on ``config._attn_implementation`` through transformers' attention functions, as its newer
+models do, and default to ``"sdpa"`` (torch's fused ``scaled_dot_product_attention``).
 """
 from __future__ import annotations
 
@@ -19,12 +23,18 @@ import torch
 from torch import nn
 from transformers import BlipTextConfig, BlipTextModel, BlipVisionConfig, BlipVisionModel
 from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.blip.modeling_blip import BlipAttention
+from transformers.models.blip.modeling_blip_text import BlipTextSelfAttention
 
 from ..precision import maybe_checkpoint
 from ..imagereward.tokenizer import TINY_VOCAB_SIZE
 
 #: Additive logit for padded text positions, as in the reference BERT.
 MASKED_LOGIT = -10000.0
+
+#: transformers attention implementation the encoders run with ("eager" is transformers' own BLIP code).
+DEFAULT_ATTENTION = "sdpa"
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,55 @@ def replace_config(config: Any, **changes: Any) -> Any:
     return dataclasses.replace(config, **changes)
 
 
+class DispatchedBlipAttention(BlipAttention):
+    """transformers' BLIP ViT attention routed through ``ALL_ATTENTION_FUNCTIONS[config._attn_implementation]``
+    (``"eager"``: transformers' own forward). Same parameters and outputs; no attention probabilities."""
+
+    def forward(self, hidden_states: torch.Tensor, **kwargs: Any) -> tuple[torch.Tensor, None]:
+        implementation = self.config._attn_implementation
+        if implementation == "eager":
+            return super().forward(hidden_states, **kwargs)
+        batch, length, width = hidden_states.shape
+        qkv = self.qkv(hidden_states).view(batch, length, 3, self.num_heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        attend = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, None)
+        dropout = self.dropout.p if self.training else 0.0
+        out, _ = attend(self, query, key, value, None, dropout=dropout, scaling=self.scale, is_causal=False)
+        return self.projection(out.reshape(batch, length, width)), None
+
+
+class DispatchedBlipTextSelfAttention(BlipTextSelfAttention):
+    """transformers' BLIP text (self- or cross-) attention routed like :class:`DispatchedBlipAttention`; the
+    additive padding mask is passed on as the attention mask. A key/value cache takes transformers' own path."""
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: Any = None,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, None]:
+        implementation = self.config._attn_implementation
+        if implementation == "eager" or cache is not None:
+            return super().forward(hidden_states, attention_mask, encoder_hidden_states, encoder_attention_mask, cache=cache, **kwargs)
+        cross = encoder_hidden_states is not None
+        context = encoder_hidden_states if cross else hidden_states
+        mask = encoder_attention_mask if cross else attention_mask
+        query = self.query(hidden_states).unflatten(-1, (-1, self.attention_head_size)).transpose(1, 2)
+        key = self.key(context).unflatten(-1, (-1, self.attention_head_size)).transpose(1, 2)
+        value = self.value(context).unflatten(-1, (-1, self.attention_head_size)).transpose(1, 2)
+        attend = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, None)
+        dropout = self.dropout.p if self.training else 0.0
+        out, _ = attend(self, query, key, value, mask, dropout=dropout, scaling=self.attention_head_size**-0.5, is_causal=False)
+        return out.reshape(*hidden_states.shape[:-1], self.all_head_size), None
+
+
+#: transformers' eager-only BLIP attention classes -> the dispatching subclasses BlipEncoders uses.
+DISPATCHED_ATTENTION = {BlipAttention: DispatchedBlipAttention, BlipTextSelfAttention: DispatchedBlipTextSelfAttention}
+
+
 def _run_directly(function: Callable[..., Any], *args: Any) -> Any:
     """transformers' per-layer checkpoint hook, made a plain call: ``BlipEncoders`` checkpoints the layers itself."""
     return function(*args)
@@ -141,10 +200,14 @@ class BlipEncoders(nn.Module):
     Parameter names are those of transformers' ``BlipForImageTextRetrieval`` (``vision_model.*``,
     ``text_encoder.*``). Set ``gradient_checkpointing`` to recompute each transformer layer in
     backward, in eval mode as well: transformers' own switch only acts in training mode, so its
-    layers run plainly and this module checkpoints them.
+    layers run plainly and this module checkpoints them. Attention runs with ``attention``
+    (transformers' name: ``"sdpa"`` by default, ``"eager"``; see :meth:`set_attention_implementation`).
     """
 
-    def __init__(self, spec: BlipSpec):
+    #: A backbone for reward.precision.backbone_modules (low-precision weight storage, compilation).
+    is_backbone = True
+
+    def __init__(self, spec: BlipSpec, attention: str = DEFAULT_ATTENTION):
         super().__init__()
         self.spec = spec
         self.vision_model = BlipVisionModel(spec.vision_config())
@@ -153,6 +216,22 @@ class BlipEncoders(nn.Module):
         for module in self.modules():
             if isinstance(module, GradientCheckpointingLayer):
                 module._gradient_checkpointing_func = _run_directly
+            if type(module) in DISPATCHED_ATTENTION:
+                module.__class__ = DISPATCHED_ATTENTION[type(module)]  # same parameters, dispatching forward
+        self.set_attention_implementation(attention)
+
+    @property
+    def attention_implementation(self) -> str:
+        """The transformers attention implementation both encoders run (their configs' ``_attn_implementation``)."""
+        return self.vision_model.config._attn_implementation
+
+    def set_attention_implementation(self, name: str) -> "BlipEncoders":
+        """Run both encoders' attention with transformers' ``name`` (``"sdpa"``, ``"eager"``, ...)."""
+        if name != "eager" and name not in ALL_ATTENTION_FUNCTIONS:
+            raise ValueError(f"unknown attention implementation {name!r}; choose 'eager' or one of {ALL_ATTENTION_FUNCTIONS.valid_keys()}")
+        self.vision_model.config._attn_implementation = name
+        self.text_encoder.config._attn_implementation = name
+        return self
 
     @property
     def vision_layers(self) -> nn.ModuleList:

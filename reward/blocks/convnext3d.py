@@ -70,11 +70,16 @@ class ConvNeXtBlock3D(nn.Module):
 
     def depthwise(self, x: torch.Tensor) -> torch.Tensor:
         """The depthwise conv; on CPU always in fp32: oneDNN has no fast low-precision depthwise Conv3d
-        (its bf16 backward is ~2.7x slower than fp32), and the op is memory-bound, so autocast gains nothing."""
+        (its bf16 backward is ~2.7x slower than fp32), and the op is memory-bound, so autocast gains nothing.
+        On CUDA the input is made contiguous: the residual leaves it channels-last-3d, where cuDNN's depthwise
+        Conv3d takes a slow path (5-50x per call on an H200, benchmarks/RESULTS.md "GPU check")."""
+        if x.device.type == "cuda":
+            return self.dwconv(x.contiguous())
         if x.device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
             return self.dwconv(x)
         with torch.autocast("cpu", enabled=False):
-            return self.dwconv(x.float())
+            weight, bias = self.dwconv.weight.float(), self.dwconv.bias.float()  # no-ops unless stored in bf16
+            return self.dwconv._conv_forward(x.float(), weight, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.depthwise(x).permute(0, 2, 3, 4, 1)
@@ -84,6 +89,9 @@ class ConvNeXtBlock3D(nn.Module):
 
 class ConvNeXt3D(nn.Module):
     """Aesthetic backbone: ``[N, 3, T, H, W]`` normalised clips -> features ``[N, C, T/2, H/32, W/32]``."""
+
+    #: A backbone for reward.precision.backbone_modules (low-precision weight storage, compilation).
+    is_backbone = True
 
     def __init__(self, config: ConvNeXt3DConfig):
         super().__init__()

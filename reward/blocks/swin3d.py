@@ -1,14 +1,15 @@
 """DOVER's technical backbone: a 3-D Swin transformer with gated relative position bias (GRPB).
 
 Parameter names follow ``technical_backbone.*`` in DOVER.pth, so loading is a prefix strip.
-Tensors stay channels-last ``[B, D, H, W, C]`` inside; all windows of a batch are attended at once.
+Tensors stay channels-last ``[B, D, H, W, C]`` inside; windows are gathered by one index (cyclic shift included)
+and attended through ``scaled_dot_product_attention`` with the position biases and shift mask as one mask.
 """
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -55,14 +56,6 @@ class Swin3DConfig:
         return self.embed_dim * 2 ** (len(self.depths) - 1)
 
 
-class WindowGeometry(NamedTuple):
-    """How a block tiles its (padded) feature grid: grid ``size``, ``window`` and cyclic ``shift`` (D, H, W)."""
-
-    size: Size3
-    window: Size3
-    shift: Size3
-
-
 def clip_window(size: Size3, window: Size3, shift: Size3) -> tuple[Size3, Size3]:
     """Shrink the window to the feature size on axes where it does not fit; no shift on those axes."""
     clipped = tuple(s if s <= w else w for s, w in zip(size, window))
@@ -85,15 +78,7 @@ def partition_windows(x: torch.Tensor, window: Size3) -> torch.Tensor:
     return x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(b, -1, window[0] * window[1] * window[2], c)
 
 
-def merge_windows(windows: torch.Tensor, window: Size3, size: Size3) -> torch.Tensor:
-    """Inverse of :func:`partition_windows` for a padded grid of ``size`` (D, H, W)."""
-    b, c = windows.shape[0], windows.shape[-1]
-    grid = tuple(s // w for s, w in zip(size, window))
-    x = windows.view(b, *grid, *window, c).permute(0, 1, 4, 2, 5, 3, 6, 7)
-    return x.reshape(b, *size, c)
-
-
-def cached_table(build: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+def cached_table(build: Callable[..., Any]) -> Callable[..., Any]:
     """Memoise a constant table per input size and device, built as a normal (non-inference) tensor.
 
     Tables first built under ``torch.inference_mode`` would otherwise break later autograd calls.
@@ -143,8 +128,54 @@ def fragment_gate(size: Size3, window: Size3, shift: Size3, device: torch.device
     return (windows[:, :, None] - windows[:, None, :]).abs().sum(-1).to(dtype)
 
 
+@cached_table
+def window_order(size: Size3, padded: Size3, window: Size3, shift: Size3, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gather indices between a grid and its windows: ``order`` [windows * N] lists, in window order, the flat
+    position in the ``padded`` grid of every token after the cyclic shift by -``shift``; ``restore`` [D*H*W]
+    gives, for every position of the unpadded ``size`` grid, its row in window order (the shift undone and the
+    padding cropped). One ``index_select`` each way replaces roll + partition and merge + roll + crop."""
+    positions = torch.arange(padded[0] * padded[1] * padded[2]).view(1, *padded, 1)
+    if any(shift):
+        positions = torch.roll(positions, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
+    order = partition_windows(positions, window).reshape(-1)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(order.numel())
+    restore = inverse.view(padded)[: size[0], : size[1], : size[2]].reshape(-1)
+    return order.to(device), restore.to(device)
+
+
+class WindowLayout(NamedTuple):
+    """How the blocks of a stage with one cyclic ``shift`` tile a ``size`` grid: the (clipped) ``window``, the
+    zero ``pads`` (D, H, W) up to window multiples, the gather indices of :func:`window_order`, and the parts
+    of the attention mask that depend on the geometry only: the GRPB ``gate`` and the ``shift_mask``
+    ([windows, N, N] each, in the attention's compute dtype; None where unused). Built once per stage and
+    forward, shared by its blocks."""
+
+    window: Size3
+    pads: Size3
+    order: torch.Tensor
+    restore: torch.Tensor
+    gate: torch.Tensor | None
+    shift_mask: torch.Tensor | None
+    dtype: torch.dtype
+
+    @classmethod
+    def build(
+        cls, size: Size3, window: Size3, shift: Size3, fragment_bias: bool, device: torch.device, dtype: torch.dtype = torch.float32
+    ) -> "WindowLayout":
+        window, shift = clip_window(size, window, shift)
+        pads = tuple((-s) % w for s, w in zip(size, window))
+        padded = tuple(s + p for s, p in zip(size, pads))
+        geometry = (padded, window, shift, device, dtype)
+        order, restore = window_order(size, padded, window, shift, device)
+        gate = fragment_gate(*geometry) if fragment_bias else None
+        mask = shift_mask(*geometry) if any(shift) else None
+        return cls(window, pads, order, restore, gate, mask, dtype)
+
+
 class WindowAttention3D(nn.Module):
-    """Multi-head self-attention inside windows with relative (and gated fragment) position bias."""
+    """Multi-head self-attention inside windows with relative (and gated fragment) position bias, through
+    ``scaled_dot_product_attention`` with the biases and the shift mask as one additive mask."""
 
     def __init__(self, dim: int, num_heads: int, window: Size3, fragment_bias: bool):
         super().__init__()
@@ -161,41 +192,36 @@ class WindowAttention3D(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
 
-    def add_position_bias_(self, logits: torch.Tensor, geometry: WindowGeometry) -> torch.Tensor:
-        """Add to ``logits`` [B, windows, heads, N, N] in place: RPB * gate + FPB * (1 - gate), plus the shift
-        mask in shifted blocks; the plain RPB without a fragment table.
-
-        The [windows, heads, N, N] bias is never built: FPB, then gate * (RPB - FPB), then the mask are
-        added into the logits in turn (broadcast over windows or heads), three passes instead of building
-        and adding a bias of the logits' size (about 3x faster on CPU, and more in bf16). Like the public
-        model, a clipped window reads the first ``N`` rows and columns of the full index.
-        """
-        tokens = logits.shape[-1]
+    def position_bias(self, table: torch.Tensor, tokens: int, dtype: torch.dtype) -> torch.Tensor:
+        """``[heads, N, N]`` bias of a window of ``tokens`` in ``dtype``; like the public model, a clipped window
+        reads the first ``N`` rows and columns of the full index. Contiguous, so the mask built from it is too (the
+        fused kernel would copy a strided mask)."""
         index = self.relative_position_index[:tokens, :tokens].reshape(-1)
+        return table.to(dtype).t().index_select(1, index).view(-1, tokens, tokens)
 
-        def lookup(table: torch.Tensor) -> torch.Tensor:
-            return table[index].view(tokens, tokens, -1).permute(2, 0, 1).to(logits.dtype)
-
-        relative = lookup(self.relative_position_bias_table)
+    def attention_mask(self, layout: WindowLayout, tokens: int) -> torch.Tensor:
+        """The additive mask: RPB * gate + FPB * (1 - gate) + shift mask, ``[windows, heads, N, N]`` (the plain
+        RPB ``[1, heads, N, N]`` without fragment table or shift), in at most two passes over the mask, in the
+        dtype of the layout's tables (the attention's compute dtype: no cast of the mask under autocast)."""
+        relative = self.position_bias(self.relative_position_bias_table, tokens, layout.dtype)
         if self.fragment_position_bias_table is None:
-            logits.add_(relative)
-        else:
-            fragment = lookup(self.fragment_position_bias_table)
-            gate = fragment_gate(*geometry, logits.device, logits.dtype)[:, None]
-            logits.add_(fragment).addcmul_(gate, relative - fragment)
-        if any(geometry.shift):
-            logits.add_(shift_mask(*geometry, logits.device, logits.dtype)[:, None])
-        return logits
+            return relative[None] if layout.shift_mask is None else relative + layout.shift_mask[:, None]
+        fragment = self.position_bias(self.fragment_position_bias_table, tokens, layout.dtype)
+        mask = torch.addcmul(fragment, layout.gate[:, None], relative - fragment)
+        return mask if layout.shift_mask is None else mask.add_(layout.shift_mask[:, None])
 
-    def forward(self, x: torch.Tensor, geometry: WindowGeometry) -> torch.Tensor:
-        """``x`` [B, windows, N, C] tokens of the windows laid out by ``geometry`` -> [B, windows, N, C]."""
+    def forward(self, x: torch.Tensor, layout: WindowLayout) -> torch.Tensor:
+        """``x`` [B, windows, N, C] tokens of the windows laid out by ``layout`` -> [B, windows, N, C]."""
         b, n_windows, tokens, channels = x.shape
-        head_dim = channels // self.num_heads
-        qkv = self.qkv(x).view(b, n_windows, tokens, 3, self.num_heads, head_dim)
-        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)
-        logits = self.add_position_bias_((q * head_dim**-0.5) @ k.transpose(-2, -1), geometry)
-        out = logits.softmax(dim=-1) @ v
-        return self.proj(out.transpose(2, 3).reshape(b, n_windows, tokens, channels))
+        qkv = self.qkv(x).view(b, n_windows, tokens, 3, self.num_heads, channels // self.num_heads)
+        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # [B, windows, heads, N, head_dim] each
+        mask = self.attention_mask(layout, tokens)
+        if mask.shape[0] == 1 or b == 1:  # one call over every window of the batch
+            out = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), attn_mask=mask)
+            out = out.view(b, n_windows, self.num_heads, tokens, -1).transpose(2, 3)
+        else:  # a per-window mask is shared by the batch: one call per item instead of a B-times larger mask
+            out = torch.stack([F.scaled_dot_product_attention(q[i], k[i], v[i], attn_mask=mask).transpose(1, 2) for i in range(b)])
+        return self.proj(out.reshape(b, n_windows, tokens, channels))
 
 
 class SwinBlock3D(nn.Module):
@@ -213,24 +239,27 @@ class SwinBlock3D(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def windowed_attention(self, x: torch.Tensor) -> torch.Tensor:
-        _, d, h, w, _ = x.shape
-        window, shift = clip_window((d, h, w), self.window, self.shift)
-        pads = [(-s) % wi for s, wi in zip((d, h, w), window)]
-        x = F.pad(x, (0, 0, 0, pads[2], 0, pads[1], 0, pads[0]))
-        padded = tuple(x.shape[1:4])
-        shifted = any(shift)
-        if shifted:
-            x = torch.roll(x, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
-        geometry = WindowGeometry(padded, window, shift)
-        out = merge_windows(self.attn(partition_windows(x, window), geometry), window, padded)
-        if shifted:
-            out = torch.roll(out, shifts=shift, dims=(1, 2, 3))
-        return out[:, :d, :h, :w]
+    def windowed_attention(self, x: torch.Tensor, layout: WindowLayout) -> torch.Tensor:
+        """Zero-pad to window multiples, gather the (shifted) windows, attend, gather back to the grid."""
+        b, d, h, w, c = x.shape
+        if any(layout.pads):
+            x = F.pad(x, (0, 0, 0, layout.pads[2], 0, layout.pads[1], 0, layout.pads[0]))
+        tokens = layout.window[0] * layout.window[1] * layout.window[2]
+        windows = x.reshape(b, -1, c).index_select(1, layout.order).view(b, -1, tokens, c)
+        out = self.attn(windows, layout).reshape(b, -1, c)
+        return out.index_select(1, layout.restore).view(b, d, h, w, c)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.windowed_attention(self.norm1(x)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+    def forward(self, x: torch.Tensor, layout: WindowLayout) -> torch.Tensor:
+        x = residual_add(x, self.drop_path(self.windowed_attention(self.norm1(x), layout)))
+        return residual_add(x, self.drop_path(self.mlp(self.norm2(x))))
+
+
+def residual_add(x: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+    """``x + branch``, written into ``branch`` (a fresh activation no backward reads) when that keeps the dtype:
+    one large allocation less per residual."""
+    if branch.dtype == torch.promote_types(x.dtype, branch.dtype) and branch.shape == x.shape:
+        return branch.add_(x)
+    return x + branch
 
 
 class PatchMerging3D(nn.Module):
@@ -285,13 +314,25 @@ class SwinStage3D(nn.Module):
         self.downsample = PatchMerging3D(dim) if stage < len(config.depths) - 1 else None
 
     def forward(self, x: torch.Tensor, checkpointing: bool = False) -> torch.Tensor:
+        size = tuple(x.shape[1:4])
+        device = x.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+        layouts = {
+            block.shift: WindowLayout.build(
+                size, block.window, block.shift, block.attn.fragment_position_bias_table is not None, x.device, dtype
+            )
+            for block in self.blocks
+        }
         for block in self.blocks:
-            x = maybe_checkpoint(block, x, enabled=checkpointing)
+            x = maybe_checkpoint(block, x, layouts[block.shift], enabled=checkpointing)
         return x if self.downsample is None else self.downsample(x)
 
 
 class SwinTransformer3D(nn.Module):
     """Technical backbone: ``[N, 3, T, H, W]`` normalised clips -> features ``[N, C, T/2, H/32, W/32]``."""
+
+    #: A backbone for reward.precision.backbone_modules (low-precision weight storage, compilation).
+    is_backbone = True
 
     def __init__(self, config: Swin3DConfig):
         super().__init__()

@@ -44,6 +44,10 @@ class BlipScorer(nn.Module):
             )
         self._tokenizer = tokenizer
 
+    def compile_targets(self, prefix: str) -> dict[str, tuple[nn.Module, str]]:
+        """BLIP's image and text encoders, named under ``prefix``, for ``VideoReward.compile``."""
+        return {f"{prefix}.encode_image": (self.blip, "encode_image"), f"{prefix}.encode_text": (self.blip, "encode_text")}
+
     def tokenize(self, prompts: Sequence[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts -> ``(input_ids, attention_mask)`` [N, max_length] on ``device``."""
         return self.tokenizer(prompts, device=device)

@@ -140,6 +140,10 @@ class PCQAReward(VideoReward):
     def frame_plan(self, num_frames: int) -> FramePlan:
         return FramePlan.of(num_frames, self.scorer.vision.frame_indices(num_frames))
 
+    def compile_targets(self) -> dict[str, tuple[nn.Module, str]]:
+        """The timm frame backbone; the text towers run once per new prompt (cached), so compiling them does not pay."""
+        return {"scorer.vision.model": (self.scorer.vision.model, "forward_features")}
+
     def _forward(self, videos: torch.Tensor, prompts: list[str] | None, frame_plan: FramePlan | None = None) -> RewardOutput:
         embeddings = self.prompt_encoder(prompts, dtype=self.compute_dtype)
         quality = self.scorer(videos, embeddings, self.compute_dtype, frame_plan)

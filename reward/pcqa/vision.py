@@ -9,7 +9,7 @@ from torch import nn
 
 from ..errors import WeightsNotFoundError
 from ..frame_plan import FramePlan, source_length, take_frames
-from ..precision import backbone_autocast
+from ..precision import backbone_autocast, storage_float_dtype
 from ..video.normalize import normalize_levels
 from ..video.resize import resize_frames
 from ..video.sampling import uniform_frame_indices
@@ -24,39 +24,56 @@ def create_timm_backbone(
     if not timm.is_model(name):
         raise ValueError(f"timm has no model {name!r}; see timm.list_models('*{name.split('.')[0][:8]}*').")
     if not pretrained:
-        return timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
+        return use_fused_attention(timm.create_model(name, pretrained=False, num_classes=0, **kwargs))
     overlay = {"file": str(weights_file)} if weights_file is not None else None
     try:
-        return timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay, **kwargs)
+        model = timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay, **kwargs)
     except Exception as error:  # the hub raises many types: offline, 404, auth, corrupt file
         raise WeightsNotFoundError(
             f"could not load pretrained timm weights for {name!r} ({type(error).__name__}: {error}). timm downloads "
             "them from the Hugging Face hub; offline, pass backbone_weights=/path/to/file (a timm checkpoint)."
         ) from error
+    return use_fused_attention(model)
 
 
-def sampled_frame_indices(num_frames: int, max_frames: int) -> torch.Tensor:
-    """Every frame of short videos; ``max_frames`` uniformly spread frames of longer ones."""
+def use_fused_attention(model: nn.Module) -> nn.Module:
+    """Switch timm's per-module ``fused_attn`` flag on (``scaled_dot_product_attention`` instead of matmul + softmax)
+    in every attention module of ``model``, whatever ``TIMM_FUSED_ATTN`` says; attention-free backbones
+    (ConvNeXt) and linear-attention ones (EfficientViT's ReLU attention) have no such module."""
+    for module in model.modules():
+        if isinstance(getattr(module, "fused_attn", None), bool):
+            module.fused_attn = True
+    return model
+
+
+def sampled_frame_indices(num_frames: int, max_frames: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Every frame of short videos; ``max_frames`` uniformly spread frames of longer ones (built on ``device``)."""
     if num_frames <= max_frames:
-        return torch.arange(num_frames)
-    return uniform_frame_indices(num_frames, max_frames)
+        return torch.arange(num_frames, device=device)
+    return uniform_frame_indices(num_frames, max_frames, device=device)
 
 
 def sample_frames(videos: torch.Tensor, max_frames: int, frame_plan: FramePlan | None = None) -> torch.Tensor:
     """The frames :func:`sampled_frame_indices` picks from ``videos`` (a compact clip of ``frame_plan``'s frames when given)."""
     if frame_plan is None and videos.shape[1] <= max_frames:
         return videos
-    return take_frames(videos, sampled_frame_indices(source_length(videos, frame_plan), max_frames), frame_plan)
+    # a full video's indices are built where its frames are (no copy); a plan maps host indices to clip positions
+    indices = sampled_frame_indices(source_length(videos, frame_plan), max_frames, None if frame_plan is not None else videos.device)
+    return take_frames(videos, indices, frame_plan)
 
 
 class FrameBackbone(nn.Module):
     """Per-frame pooled features ``[B, T', C]`` of a timm backbone (final-stage features, globally pooled).
 
     Frames are resized to ``resolution`` x ``resolution`` (bilinear, antialiased) and normalised
-    with ``mean``/``std`` in the backbone's dtype; the backbone runs under the compute-dtype
-    autocast, features return in the backbone's dtype (fp32 unless the module was cast).
+    with ``mean``/``std`` in the backbone's float dtype; the backbone runs under the compute-dtype
+    autocast, features return in that dtype (fp32 unless the module was cast to fp64; fp32 for weights
+    stored in bf16).
     Convolutional outputs are averaged over space; transformer tokens use the model's own pooling.
     """
+
+    #: A backbone for reward.precision.backbone_modules (low-precision weight storage, compilation).
+    is_backbone = True
 
     def __init__(
         self,
@@ -94,7 +111,7 @@ class FrameBackbone(nn.Module):
     ) -> torch.Tensor:
         videos = sample_frames(videos, self.num_frames, frame_plan)
         batch, frames = videos.shape[:2]
-        dtype = next(self.model.parameters()).dtype
+        dtype = storage_float_dtype(self.model)
         x = resize_frames(videos.flatten(0, 1).to(dtype), self.resolution)
         x = normalize_levels(x, channel_dim=1, mean=self.pixel_mean, std=self.pixel_std)
         with backbone_autocast(x.device, compute_dtype):

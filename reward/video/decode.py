@@ -19,13 +19,16 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 import torch
 
 from ..errors import VideoReadError
 from ..frame_plan import FramePlan, FrameRequest, SparseVideo, check_decoded_size, resolve_plan
+
+if TYPE_CHECKING:
+    import av
 
 #: Seek only when that skips decoding at least this many frames (a seek flushes the decoder and its threads).
 SEEK_MIN_SKIP = 24
@@ -93,6 +96,8 @@ class ClipBuffer:
 @contextlib.contextmanager
 def open_video(path: Path) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream]]:
     """The container and its first video stream, decoded with frame and slice threads."""
+    import av  # on first use: scoring tensors (a GPU training loop, say) needs no FFmpeg
+
     try:
         container = av.open(str(path))
     except av.error.EOFError as error:

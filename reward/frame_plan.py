@@ -190,8 +190,13 @@ def clip_positions(indices: torch.Tensor, frame_plan: FramePlan | None) -> torch
 
 def take_frames(videos: torch.Tensor, indices: torch.Tensor, frame_plan: FramePlan | None = None) -> torch.Tensor:
     """Source frames ``indices`` of ``videos`` [B, T or K, 3, H, W] as [B, n, 3, H, W] (uint8 clips as [0, 1] floats)."""
+    return unit_pixels(take_stored_frames(videos, indices, frame_plan))
+
+
+def take_stored_frames(videos: torch.Tensor, indices: torch.Tensor, frame_plan: FramePlan | None = None) -> torch.Tensor:
+    """As :func:`take_frames`, in the clip's own dtype (uint8 clips stay uint8 levels)."""
     positions = clip_positions(torch.as_tensor(indices, dtype=torch.int64), frame_plan)
-    return unit_pixels(videos.index_select(1, to_device(positions, videos.device)))
+    return videos.index_select(1, to_device(positions, videos.device))
 
 
 def frame_chunks(indices: torch.Tensor, videos: torch.Tensor) -> tuple[torch.Tensor, ...]:

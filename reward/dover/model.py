@@ -225,12 +225,19 @@ class QualityBranches:
         )
         return FramePlan.of(num_frames, technical, aesthetic)
 
+    def technical_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The technical backbone on ``pixels`` [N, 3, T, H, W]; without autograd one clip at a time (the same features,
+        with the activations of one clip instead of DOVER's three alive at once)."""
+        if torch.is_grad_enabled() or pixels.shape[0] == 1:
+            return self.technical_backbone(pixels)
+        return torch.cat([self.technical_backbone(clip) for clip in pixels.split(1)])
+
     def score_maps(self, technical_pixels: torch.Tensor, aesthetic_pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Head maps ``[N, 1, T', H', W']`` of normalised views (backbones under autocast, heads in fp32)."""
         device = technical_pixels.device
         dtype = self.technical_head.fc_hid.weight.dtype
         with backbone_autocast(device, self.compute_dtype):
-            technical_features = self.technical_backbone(technical_pixels.to(dtype))
+            technical_features = self.technical_features(technical_pixels.to(dtype))
             aesthetic_features = self.aesthetic_backbone(aesthetic_pixels.to(dtype))
         with full_precision(device):
             return self.technical_head(technical_features.to(dtype)), self.aesthetic_head(aesthetic_features.to(dtype))

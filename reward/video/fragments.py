@@ -15,7 +15,7 @@ from ..errors import RewardInputError
 from ..frame_plan import unit_pixels
 from ..transfer import to_device
 from ..validation import require
-from .quantize import to_levels, view_dtype
+from .quantize import frame_levels
 from .resize import upsample_scale, upsample_small_video
 
 #: Fragments per side and fragment side in pixels (DOVER: 7x7 fragments of 32x32 -> 224x224).
@@ -194,4 +194,4 @@ def sample_fragments(
     patches = source.reshape(batch, -1).gather(1, flat.reshape(batch, -1)).reshape(batch, count, channels, side, side)
     if scale is not None:
         return patches
-    return to_levels(unit_pixels(patches).to(view_dtype(patches)), quantize=quantize)
+    return frame_levels(patches, quantize=quantize)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import RewardInputError
-from ..frame_plan import FramePlan, clip_positions, frame_chunks, source_length, take_frames
+from ..frame_plan import FramePlan, clip_positions, frame_chunks, source_length, take_stored_frames
 from ..validation import require
 from .fragments import (
     FRAGMENT_SIZE,
@@ -29,7 +29,6 @@ from .fragments import (
     sample_fragments,
 )
 from .normalize import normalize_levels
-from .quantize import view_dtype
 from .resize import VIEW_SIZE, aesthetic_resize, upsample_scale
 from .sampling import FrameRng, dover_frame_indices
 
@@ -188,12 +187,7 @@ def aesthetic_view(
         )
     frame_indices = _check_frame_indices(frame_indices, clip_len, num_frames)
     levels = torch.cat([
-        aesthetic_resize(_to_view_dtype(take_frames(videos, part, frame_plan)), size=size, quantize=quantize)
+        aesthetic_resize(take_stored_frames(videos, part, frame_plan), size=size, quantize=quantize)
         for part in frame_chunks(frame_indices, videos)
     ], dim=1)
     return AestheticView(pixels=_to_clips(levels, 1), frame_indices=frame_indices)
-
-
-def _to_view_dtype(frames: torch.Tensor) -> torch.Tensor:
-    """Frames in at least float32 (half-precision inputs cannot hold 0-255 levels exactly)."""
-    return frames.to(view_dtype(frames))

@@ -13,6 +13,8 @@ import torch
 from torch import nn
 
 from . import checkpoints
+from .errors import RewardInputError
+from .frame_plan import FramePlan, SparseVideo, check_clip, unit_pixels
 from .hub import DEFAULT_LICENSE
 from .output import RewardOutput
 from .precision import backbone_modules, parse_dtype, store_weights
@@ -67,17 +69,52 @@ class VideoReward(nn.Module, abc.ABC):
         return next((tensor.device for tensor in itertools.chain(self.parameters(), self.buffers())), None)
 
     def forward(
-        self, videos: torch.Tensor, prompts: Sequence[str] | str | None = None, **kwargs: Any
+        self, videos: torch.Tensor | SparseVideo, prompts: Sequence[str] | str | None = None, **kwargs: Any
     ) -> RewardOutput:
         """Score ``videos`` [B, T, 3, H, W] (floats in [0, 1]) against ``prompts`` (one per video).
 
-        A reward that does not read prompts (``requires_prompts = False``) ignores them unchecked."""
-        videos = check_videos(videos)
+        ``videos`` may instead hold only the frames a plan names: a ``SparseVideo`` from
+        ``read_video(path, frames=reward)``, or a clip [B, K, 3, H, W] (uint8 levels or floats) with
+        ``frame_plan=``. The reward then samples the same source frames, so the score is the full video's.
+        A reward that does not read prompts (``requires_prompts = False``) ignores them unchecked.
+        """
+        videos, frame_plan = self._planned_clip(videos, kwargs.pop("frame_plan", None))
+        if frame_plan is None or videos.is_floating_point():
+            videos = check_videos(videos)
         prompts = check_prompts(prompts, videos.shape[0]) if self.requires_prompts else None
         home = self._tensor_device()
         if home is not None and videos.device != home:
             videos = videos.to(home)
-        return self._forward(videos.float() if videos.dtype != torch.float64 else videos, prompts, **kwargs)
+        if frame_plan is not None:
+            kwargs["frame_plan"] = frame_plan
+        return self._forward(videos.float() if videos.dtype not in (torch.float64, torch.uint8) else videos, prompts, **kwargs)
+
+    def frame_plan(self, num_frames: int) -> FramePlan:
+        """The source frames this reward looks at in a video of ``num_frames`` frames with its deterministic default
+        views, so a file is decoded only there. The default is every frame; rewards that sample frames override it
+        (and then take ``frame_plan`` in ``_forward``, reading frames through ``reward.frame_plan.take_frames``)."""
+        return FramePlan.every_frame_of(num_frames)
+
+    def _planned_clip(
+        self, videos: torch.Tensor | SparseVideo, frame_plan: FramePlan | None
+    ) -> tuple[torch.Tensor, FramePlan | None]:
+        """``(videos, plan)`` for ``_forward``: a clip holding every frame becomes a plain video (plan None); a partial
+        clip must hold every frame this reward's own plan needs."""
+        if isinstance(videos, SparseVideo):
+            if frame_plan is not None:
+                raise RewardInputError("a SparseVideo carries its frame plan; do not pass frame_plan as well.")
+            videos, frame_plan = videos.frames[None], videos.plan
+        if frame_plan is None:
+            return videos, None
+        check_clip(videos, frame_plan)
+        if frame_plan.covers_every_frame:
+            return unit_pixels(videos), None
+        if not frame_plan.contains(self.frame_plan(frame_plan.num_frames)):
+            raise RewardInputError(
+                f"this clip ({frame_plan!r}) lacks frames the {self.architecture or type(self).__name__!r} reward looks at "
+                f"({self.frame_plan(frame_plan.num_frames)!r}); read the file with frames=this reward, or pass the full video."
+            )
+        return videos, frame_plan
 
     @abc.abstractmethod
     def _forward(self, videos: torch.Tensor, prompts: list[str] | None, **kwargs: Any) -> RewardOutput:

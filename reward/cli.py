@@ -246,12 +246,12 @@ def _write_score_page(args: argparse.Namespace, records: list) -> None:
 
 
 def _run_explain(args: argparse.Namespace) -> int:
-    from .explain import explain_video
+    from .explain import explain_video, explained_frames
     from .video.io import read_video
 
     _check_reward_name(args.reward)
-    video = read_video(args.video)
     model = _load_model(args, _default_device(args))
+    video = read_video(args.video, frames=explained_frames(model))
     result = explain_video(model, video, args.prompt, args.out, name=args.name, reward_name=args.reward, fps=args.fps)
     if args.json:
         files = {"png": str(result.png), "mp4": str(result.mp4), "html": str(result.html)}

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .base import VideoReward, register_architecture
+from .frame_plan import FramePlan
 from .output import RewardOutput
 from .precision import parse_dtype
 
@@ -75,6 +76,10 @@ class RewardMixture(VideoReward):
             member.set_compute_dtype(dtype)
         return self
 
+    def frame_plan(self, num_frames: int) -> FramePlan:
+        first, *others = (member.frame_plan(num_frames) for member in self.rewards.values())
+        return first.union(*others)
+
     def compile_targets(self) -> dict[str, tuple[nn.Module, str]]:
         """The backbones of every member, named ``<member>/<backbone>``."""
         return {
@@ -84,7 +89,7 @@ class RewardMixture(VideoReward):
         }
 
     def _forward(self, videos: torch.Tensor, prompts: list[str] | None, **kwargs: Any) -> RewardOutput:
-        total = videos.new_zeros(videos.shape[0])
+        total = torch.zeros(videos.shape[0], device=videos.device, dtype=torch.promote_types(videos.dtype, torch.float32))
         components: dict[str, torch.Tensor] = {}
         for name, member in self.rewards.items():
             out = member(videos, prompts, **kwargs)

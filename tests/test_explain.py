@@ -145,3 +145,25 @@ def test_a_reward_without_maps_is_explained_frame_by_frame(tmp_path):
     expected = torch.linspace(0, 1, 20)[scored][nearest_positions(scored, torch.arange(20))]
     assert result.maps.curves["brightness (frame alone)"].tolist() == pytest.approx(expected.tolist(), abs=1e-6)
     assert Image.open(result.png).size == (4 * 256, 64 + 128 + 56 + 18)
+
+
+def test_explaining_the_planned_frames_of_a_file_equals_explaining_the_whole_video(tmp_path):
+    """A 100-frame file: explain needs the reward's frames and the 64 it shows, and reads only those."""
+    import reward
+    from reward.explain import explained_frames
+    from video_files import write_clip
+
+    path = write_clip(tmp_path / "long.mp4", frames=100, height=32, width=48)
+    model = reward.load("aigc-vqa-tiny", pretrained=False)
+    clip = read_video(path, frames=explained_frames(model))
+    assert clip.num_frames == 100 and len(clip.plan) < 100
+    sparse = explain_video(model, clip, "a test clip", tmp_path / "sparse")
+    full = explain_video(model, read_video(path), "a test clip", tmp_path / "full")
+    assert sparse.scores == pytest.approx(full.scores, abs=1e-6)
+    assert torch.equal(sparse.maps.frames, full.maps.frames)
+    for name in ("technical", "aesthetic"):
+        torch.testing.assert_close(getattr(sparse.maps, name), getattr(full.maps, name), rtol=0, atol=0, equal_nan=True)
+    assert sparse.maps.curves.keys() == full.maps.curves.keys()
+    for name, curve in full.maps.curves.items():
+        torch.testing.assert_close(sparse.maps.curves[name], curve, rtol=0, atol=1e-6)
+    assert np.array_equal(np.asarray(Image.open(sparse.png)), np.asarray(Image.open(full.png)))

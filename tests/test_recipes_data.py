@@ -119,6 +119,23 @@ def test_frame_loader_samples_resizes_and_caches(tmp_path):
     assert other(item).shape[0] == 2 and len(calls) == 2
 
 
+def test_frame_loader_decodes_only_the_frames_it_keeps(tmp_path, monkeypatch):
+    """The default loader reads ``num_frames`` planned frames of a file: the same frames and cache as a full read."""
+    from video_files import write_clip
+
+    import reward.video.io as video_io
+
+    item = QualityItem(write_clip(tmp_path / "clip.mp4", frames=60, height=32, width=48), "p", 1.0)
+    prep = FramePrep(num_frames=6, size=(16, 16))
+    whole = FrameLoader(prep, reader=video_io.read_video)(item)
+    monkeypatch.setattr(video_io, "read_video_uint8", lambda *a, **k: pytest.fail("decoded every frame"))
+    assert torch.equal(FrameLoader(prep)(item), whole)
+    cached = FrameLoader(prep, cache_dir=tmp_path / "cache")
+    quantised = (whole * 255).round() / 255
+    assert torch.equal(cached(item), quantised) and torch.equal(cached(item), quantised)  # decoded, then from the cache
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
 # -- splits ---------------------------------------------------------------------------------------
 def test_random_splits_are_seeded_disjoint_and_cover_everything():
     splits = random_splits(50, num_splits=10, seed=3)

@@ -9,8 +9,10 @@ from scoring_videos import write_corrupt, write_mp4, write_zero_frame_mp4
 
 import reward
 from reward.errors import RewardInputError, ScoringInputError
-from reward.scoring import Decoded, VideoItem, discover_videos, read_records, score_videos
+from reward.frame_plan import SparseVideo
+from reward.scoring import Decoded, VideoDataset, VideoItem, attach_prompts, discover_videos, read_records, score_videos
 from reward.scoring.batching import batches_by_shape
+from reward.scoring.dataset import PlannedReader, default_reader
 from reward.simple import SimpleConfig, StatisticReward
 from reward.video.io import read_video
 
@@ -134,3 +136,21 @@ def test_resume_folds_in_the_journal_of_an_interrupted_multi_process_run(tmp_pat
     run = score_videos(model, items, out=out, resume=True, batch_size=2, num_workers=0, progress=False)
     assert model.videos_scored == 2 and not journal.exists()
     assert [r["id"] for r in run.records] == [item.id for item in items] and run.records[2] == done
+
+
+def test_scoring_decodes_only_the_planned_frames_and_matches_decoding_every_frame(tmp_path):
+    shapes = [(40, 32, 48), (40, 32, 48), (25, 48, 32), (40, 32, 48), (25, 48, 32)]
+    for index, (frames, height, width) in enumerate(shapes):
+        write_mp4(tmp_path / "v" / f"{index}.mp4", frames=frames, height=height, width=width, seed=index)
+    items = attach_prompts(discover_videos([str(tmp_path / "v")]), prompt="a test clip")
+    model = reward.load("aigc-vqa-tiny", pretrained=False)
+    decoded = VideoDataset(list(enumerate(items)), PlannedReader(model))[0].video
+    assert isinstance(decoded, SparseVideo) and decoded.num_frames == 40 and len(decoded.plan) == 12
+    options = dict(batch_size=2, num_workers=2, progress=False)
+    sparse = score_videos(model, items, **options).records
+    full = score_videos(model, items, reader=default_reader, **options).records
+    assert [r["id"] for r in sparse] == [r["id"] for r in full]
+    for planned, whole in zip(sparse, full):
+        assert {k: v for k, v in planned.items() if isinstance(v, str)} == {k: v for k, v in whole.items() if isinstance(v, str)}
+        for key in ("score", "technical", "aesthetic", "alignment"):
+            assert planned[key] == pytest.approx(whole[key], abs=1e-6)

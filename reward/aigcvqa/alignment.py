@@ -15,9 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..frame_plan import FramePlan, source_length, take_frames
 from ..precision import backbone_autocast, maybe_checkpoint
 from ..blocks.blip import BLIP_TINY, BlipEncoders, BlipSpec
-from ..imagereward.scorer import BlipScorer, select_frames
+from ..imagereward.scorer import BlipScorer
+from ..video.sampling import uniform_frame_indices
 from ..blocks.st_adapter import STAdapter
 from ..imagereward.tokenizer import HUB_TOKENIZER, MAX_LENGTH, TINY_VOCAB
 
@@ -54,14 +56,21 @@ class AlignmentBranch(BlipScorer):
         self.adapter = STAdapter(config.blip.vision_width, config.adapter_channels, activation=config.adapter_activation)
         self.gradient_checkpointing = False
 
-    def video_tokens(self, videos: torch.Tensor, compute_dtype: torch.dtype | None = None) -> torch.Tensor:
+    def frame_indices(self, num_frames: int) -> torch.Tensor:
+        """The ``num_frames`` evenly spread source frames the branch looks at (repeated when the video is shorter)."""
+        return uniform_frame_indices(num_frames, self.config.num_frames)
+
+    def video_tokens(
+        self, videos: torch.Tensor, compute_dtype: torch.dtype | None = None, frame_plan: FramePlan | None = None
+    ) -> torch.Tensor:
         """Videos [B, T, 3, H, W] -> the image tokens the text encoder attends to [B, 1 + patches, vision_width].
 
         ``num_frames`` evenly spread frames (repeated when the video is shorter) go through the
-        ViT and the ST-Adapter, then their tokens are averaged over time.
+        ViT and the ST-Adapter, then their tokens are averaged over time. With ``frame_plan`` the videos
+        are its compact clip.
         """
         batch = videos.shape[0]
-        frames = select_frames(videos, self.config.num_frames)
+        frames = take_frames(videos, self.frame_indices(source_length(videos, frame_plan)), frame_plan)
         count = frames.shape[1]
         tokens = self.encode_frames(frames.flatten(0, 1), compute_dtype)
         with backbone_autocast(videos.device, compute_dtype):
@@ -75,9 +84,10 @@ class AlignmentBranch(BlipScorer):
         attention_mask: torch.Tensor,
         *,
         compute_dtype: torch.dtype | None = None,
+        frame_plan: FramePlan | None = None,
     ) -> torch.Tensor:
         """s_a [B] in fp32 for videos [B, T, 3, H, W] in [0, 1] and their prompt tokens (see ``tokenize``)."""
-        tokens = self.video_tokens(videos, compute_dtype)
+        tokens = self.video_tokens(videos, compute_dtype, frame_plan)
         return self.score_tokens(input_ids, attention_mask, tokens, compute_dtype)
 
 

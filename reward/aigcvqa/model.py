@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from ..base import VideoReward, register_architecture
+from ..frame_plan import FramePlan, source_length
 from ..output import RewardOutput
 from ..precision import full_precision
-from ..video.sampling import uniform_frame_indices
 from .alignment import ALIGNMENT_TINY, AlignmentBranch, AlignmentConfig
 from ..blocks.blip import BlipSpec
 from ..blocks.convnext3d import ConvNeXt3DConfig
@@ -180,14 +180,21 @@ class AigcVqaReward(QualityBranches, VideoReward):
         """Quality views and branches as in ``dover`` (``view_sampling``: the fields of :class:`ViewSampling`),
         alignment on ``alignment.num_frames`` evenly spread frames; backbones under autocast, heads and sum
         in fp32."""
-        quality = self.quality_scores(videos, self.config.quality, ViewSampling(**view_sampling))
+        sampling = ViewSampling(**view_sampling)
+        quality = self.quality_scores(videos, self.config.quality, sampling)
         input_ids, attention_mask = self.alignment.tokenize(prompts, videos.device)
-        alignment = self.alignment(videos, input_ids, attention_mask, compute_dtype=self.compute_dtype)
+        alignment = self.alignment(
+            videos, input_ids, attention_mask, compute_dtype=self.compute_dtype, frame_plan=sampling.frame_plan
+        )
         with full_precision(videos.device):
             components = {"technical": quality.technical_raw, "aesthetic": quality.aesthetic_raw, "alignment": alignment}
             score = components["technical"] + components["aesthetic"] + components["alignment"]
         output = RewardOutput(score=score, components=components)
         if return_maps:
             output.extras.update(quality.extras())
-            output.extras["alignment_frame_indices"] = uniform_frame_indices(videos.shape[1], self.config.alignment.num_frames)
+            output.extras["alignment_frame_indices"] = self.alignment.frame_indices(source_length(videos, sampling.frame_plan))
         return output
+
+    def frame_plan(self, num_frames: int) -> FramePlan:
+        alignment = self.alignment.frame_indices(num_frames)
+        return self.quality_frame_plan(self.config.quality, num_frames).union(FramePlan.of(num_frames, alignment))

@@ -22,6 +22,9 @@ Size3 = tuple[int, int, int]
 
 #: Logit added between tokens that a cyclic shift brought together from different regions.
 SHIFT_MASK_VALUE = -100.0
+#: Without autograd, windows attend in groups whose additive mask stays within this many bytes (DOVER's first stage
+#: builds a 236 MB mask per clip at once otherwise); each window's attention is computed as it would be in one call.
+MASK_CHUNK_BYTES = 32 << 20
 
 
 @dataclass
@@ -199,29 +202,47 @@ class WindowAttention3D(nn.Module):
         index = self.relative_position_index[:tokens, :tokens].reshape(-1)
         return table.to(dtype).t().index_select(1, index).view(-1, tokens, tokens)
 
-    def attention_mask(self, layout: WindowLayout, tokens: int) -> torch.Tensor:
+    def attention_mask(self, layout: WindowLayout, tokens: int, windows: slice = slice(None)) -> torch.Tensor:
         """The additive mask: RPB * gate + FPB * (1 - gate) + shift mask, ``[windows, heads, N, N]`` (the plain
         RPB ``[1, heads, N, N]`` without fragment table or shift), in at most two passes over the mask, in the
-        dtype of the layout's tables (the attention's compute dtype: no cast of the mask under autocast)."""
+        dtype of the layout's tables (the attention's compute dtype: no cast of the mask under autocast).
+        ``windows`` selects the rows of a per-window mask."""
         relative = self.position_bias(self.relative_position_bias_table, tokens, layout.dtype)
+        shift = None if layout.shift_mask is None else layout.shift_mask[windows, None]
         if self.fragment_position_bias_table is None:
-            return relative[None] if layout.shift_mask is None else relative + layout.shift_mask[:, None]
+            return relative[None] if shift is None else relative + shift
         fragment = self.position_bias(self.fragment_position_bias_table, tokens, layout.dtype)
-        mask = torch.addcmul(fragment, layout.gate[:, None], relative - fragment)
-        return mask if layout.shift_mask is None else mask.add_(layout.shift_mask[:, None])
+        mask = torch.addcmul(fragment, layout.gate[windows, None], relative - fragment)
+        return mask if shift is None else mask.add_(shift)
+
+    def window_groups(self, layout: WindowLayout, n_windows: int, tokens: int) -> list[slice]:
+        """Windows attended together: all at once, or (without autograd, with a per-window mask) groups whose mask
+        stays within ``MASK_CHUNK_BYTES``."""
+        per_window = self.num_heads * tokens * tokens * torch.empty((), dtype=layout.dtype).element_size()
+        per_window_mask = layout.gate is not None or layout.shift_mask is not None
+        if torch.is_grad_enabled() or not per_window_mask or per_window * n_windows <= MASK_CHUNK_BYTES:
+            return [slice(None)]
+        step = max(1, MASK_CHUNK_BYTES // per_window)
+        return [slice(start, start + step) for start in range(0, n_windows, step)]
 
     def forward(self, x: torch.Tensor, layout: WindowLayout) -> torch.Tensor:
         """``x`` [B, windows, N, C] tokens of the windows laid out by ``layout`` -> [B, windows, N, C]."""
         b, n_windows, tokens, channels = x.shape
         qkv = self.qkv(x).view(b, n_windows, tokens, 3, self.num_heads, channels // self.num_heads)
         q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)  # [B, windows, heads, N, head_dim] each
-        mask = self.attention_mask(layout, tokens)
+        groups = self.window_groups(layout, n_windows, tokens)
+        out = torch.cat([self.attend(q[:, group], k[:, group], v[:, group], self.attention_mask(layout, tokens, group))
+                         for group in groups], dim=1) if len(groups) > 1 else self.attend(q, k, v, self.attention_mask(layout, tokens))
+        return self.proj(out.reshape(b, n_windows, tokens, channels))
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``q``, ``k``, ``v`` [B, windows, heads, N, head_dim] under ``mask`` -> [B, windows, N, heads, head_dim]."""
+        b, n_windows, heads, tokens, _ = q.shape
         if mask.shape[0] == 1 or b == 1:  # one call over every window of the batch
             out = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), attn_mask=mask)
-            out = out.view(b, n_windows, self.num_heads, tokens, -1).transpose(2, 3)
-        else:  # a per-window mask is shared by the batch: one call per item instead of a B-times larger mask
-            out = torch.stack([F.scaled_dot_product_attention(q[i], k[i], v[i], attn_mask=mask).transpose(1, 2) for i in range(b)])
-        return self.proj(out.reshape(b, n_windows, tokens, channels))
+            return out.view(b, n_windows, heads, tokens, -1).transpose(2, 3)
+        # a per-window mask is shared by the batch: one call per item instead of a B-times larger mask
+        return torch.stack([F.scaled_dot_product_attention(q[i], k[i], v[i], attn_mask=mask).transpose(1, 2) for i in range(b)])
 
 
 class SwinBlock3D(nn.Module):

@@ -13,9 +13,17 @@ from typing import Any, NamedTuple
 import torch
 
 from ..base import VideoReward, register_architecture
+from ..frame_plan import FramePlan
 from ..output import RewardOutput
 from ..precision import backbone_autocast, full_precision
-from ..video.views import AestheticView, TechnicalView, aesthetic_view, technical_view
+from ..video.views import (
+    AestheticView,
+    TechnicalView,
+    aesthetic_frame_indices,
+    aesthetic_view,
+    technical_frame_indices,
+    technical_view,
+)
 from ..blocks.convnext3d import ConvNeXt3D, ConvNeXt3DConfig
 from .checkpoint import DOVER_PARTS, load_dover_weights
 from .head import VQAHead, map_mean
@@ -99,13 +107,15 @@ def dover_tiny_config(**overrides: Any) -> DoverConfig:
 class ViewSampling:
     """Which views the quality branches see: explicit ``*_frame_indices`` / ``fragment_offsets`` ([7, 7, chunks]
     or [B, 7, 7, chunks] each, for h and w) replay a view; ``generator`` (fragment offsets) and ``frame_rng``
-    (frame starts) draw random ones as DOVER does. Nothing set: the deterministic (centred) views."""
+    (frame starts) draw random ones as DOVER does. Nothing set: the deterministic (centred) views. ``frame_plan``:
+    the videos are a compact clip of these source frames (frame indices stay source frames)."""
 
     technical_frame_indices: torch.Tensor | None = None
     aesthetic_frame_indices: torch.Tensor | None = None
     fragment_offsets: tuple[torch.Tensor, torch.Tensor] | None = None
     generator: torch.Generator | None = None
     frame_rng: Any = None
+    frame_plan: FramePlan | None = None
 
 
 class QualityScores(NamedTuple):
@@ -184,6 +194,7 @@ class QualityBranches:
             frame_rng=sampling.frame_rng,
             fragments=config.technical_fragments,
             fragment_size=config.technical_fragment_size,
+            frame_plan=sampling.frame_plan,
         )
         aesthetic = aesthetic_view(
             videos,
@@ -193,6 +204,7 @@ class QualityBranches:
             frame_indices=sampling.aesthetic_frame_indices,
             frame_rng=sampling.frame_rng,
             size=config.aesthetic_size,
+            frame_plan=sampling.frame_plan,
         )
         batch = videos.shape[0]
         technical_map, aesthetic_map = self.score_maps(technical.pixels, aesthetic.pixels)
@@ -201,12 +213,31 @@ class QualityBranches:
             aesthetic_raw = map_mean(aesthetic_map, batch)
         return QualityScores(technical, aesthetic, technical_map, aesthetic_map, technical_raw, aesthetic_raw)
 
+    def quality_frame_plan(self, config: DoverConfig, num_frames: int) -> FramePlan:
+        """Frames the deterministic technical and aesthetic views of a ``num_frames``-frame video use."""
+        technical = technical_frame_indices(
+            num_frames, clip_len=config.technical_clip_len, num_clips=config.technical_num_clips,
+            frame_interval=config.technical_frame_interval,
+        )
+        aesthetic = aesthetic_frame_indices(
+            num_frames, clip_len=config.aesthetic_clip_len, t_frag=config.aesthetic_t_frag,
+            frame_interval=config.aesthetic_frame_interval,
+        )
+        return FramePlan.of(num_frames, technical, aesthetic)
+
+    def technical_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The technical backbone on ``pixels`` [N, 3, T, H, W]; without autograd one clip at a time (the same features,
+        with the activations of one clip instead of DOVER's three alive at once)."""
+        if torch.is_grad_enabled() or pixels.shape[0] == 1:
+            return self.technical_backbone(pixels)
+        return torch.cat([self.technical_backbone(clip) for clip in pixels.split(1)])
+
     def score_maps(self, technical_pixels: torch.Tensor, aesthetic_pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Head maps ``[N, 1, T', H', W']`` of normalised views (backbones under autocast, heads in fp32)."""
         device = technical_pixels.device
         dtype = self.technical_head.fc_hid.weight.dtype
         with backbone_autocast(device, self.compute_dtype):
-            technical_features = self.technical_backbone(technical_pixels.to(dtype))
+            technical_features = self.technical_features(technical_pixels.to(dtype))
             aesthetic_features = self.aesthetic_backbone(aesthetic_pixels.to(dtype))
         with full_precision(device):
             return self.technical_head(technical_features.to(dtype)), self.aesthetic_head(aesthetic_features.to(dtype))
@@ -228,6 +259,9 @@ class DoverReward(QualityBranches, VideoReward):
     def __init__(self, config: DoverConfig):
         super().__init__(config)
         self.build_quality_branches(config)
+
+    def frame_plan(self, num_frames: int) -> FramePlan:
+        return self.quality_frame_plan(self.config, num_frames)
 
     def compile_targets(self) -> dict[str, tuple[torch.nn.Module, str]]:
         return self.quality_compile_targets()

@@ -1,12 +1,14 @@
 """Explaining a score: where (fragment and aesthetic maps) and when (per-frame curves) quality drops.
 
     >>> from reward.explain import explain_video
-    >>> result = explain_video(reward.load("dover"), read_video("clip.mp4"), "a fox", "explain/")
+    >>> model = reward.load("dover")
+    >>> result = explain_video(model, read_video("clip.mp4", frames=explained_frames(model)), "a fox", "explain/")
     >>> result.png, result.mp4, result.html
 """
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,10 +17,11 @@ import torch
 from ..base import VideoReward
 from ..checkpoints import atomic_path
 from ..errors import RewardInputError
+from ..frame_plan import FramePlan, SparseVideo, source_length
 from .maps import FrameMaps, components_without_curves, frame_maps, frames_alone
 from .render import Caption, contact_sheet, movie_frames, panel_frames, panel_size, shown_frames
 
-__all__ = ["Explanation", "explain_video", "FrameMaps"]
+__all__ = ["Explanation", "explain_video", "explained_frames", "FrameMaps"]
 
 
 @dataclass
@@ -33,9 +36,15 @@ class Explanation:
     html: Path
 
 
+def explained_frames(model: VideoReward) -> Callable[[int], FramePlan]:
+    """What ``explain_video`` needs from a file of ``T`` frames: the reward's plan and the frames it shows, for
+    ``read_video(path, frames=explained_frames(model))``."""
+    return lambda num_frames: model.frame_plan(num_frames).union(FramePlan.of(num_frames, shown_frames(num_frames)))
+
+
 def explain_video(
     model: VideoReward,
-    video: torch.Tensor,
+    video: torch.Tensor | SparseVideo,
     prompt: str | None,
     out_dir: str | Path,
     *,
@@ -46,27 +55,33 @@ def explain_video(
     """Score ``video`` [T, 3, H, W] and write ``<name>.png``, ``<name>.mp4`` and ``<name>.html`` (a
     page showing both under the caption) into ``out_dir``.
 
-    Rewards whose forward takes ``return_maps=True`` (``dover``, ``aigc-vqa`` and their tiny
-    variants) get their maps drawn (see ``reward.explain.maps``); components without a map (AIGC-VQA's
-    alignment; every component of PCQA, ImageReward, ...) get per-frame curves from scoring frames
-    alone as images (T = 1).
+    ``video`` may be the frames ``explained_frames(model)`` plans, read with ``read_video(path, frames=...)``:
+    the result is the same, without decoding the rest. Rewards whose forward takes ``return_maps=True``
+    (``dover``, ``aigc-vqa`` and their tiny variants) get their maps drawn (see ``reward.explain.maps``);
+    components without a map (AIGC-VQA's alignment; every component of PCQA, ImageReward, ...) get
+    per-frame curves from scoring frames alone as images (T = 1).
     """
     from ..gallery import write_explain_page
     from ..video.io import write_video
 
-    if not isinstance(video, torch.Tensor) or video.ndim != 4:
+    if isinstance(video, SparseVideo):
+        video, plan = video.frames, video.plan
+    elif isinstance(video, torch.Tensor) and video.ndim == 4:
+        plan = None
+    else:
         raise RewardInputError("explain takes one video [T, 3, H, W] in [0, 1]; read files with reward.video.io.read_video.")
     prompts = [prompt] if prompt else None
     has_maps = "return_maps" in inspect.signature(model._forward).parameters
-    output = model.score(video[None], prompts, **({"return_maps": True} if has_maps else {}))
+    options = {"return_maps": True} if has_maps else {}
+    output = model.score(video[None], prompts, **options, **({"frame_plan": plan} if plan is not None else {}))
     scores = {key: float(value[0]) for key, value in {"score": output.score, **output.components}.items()}
     height, width = video.shape[-2:]
-    maps = frame_maps(output.extras, shown_frames(video.shape[0]), (height, width), panel_size(height, width))
+    maps = frame_maps(output.extras, shown_frames(source_length(video[None], plan)), (height, width), panel_size(height, width))
     uncovered = components_without_curves(maps, list(output.components))
     if uncovered or not maps.curves:
-        maps.curves.update(frames_alone(model, video, maps.frames, prompt, uncovered or None))
+        maps.curves.update(frames_alone(model, video, maps.frames, prompt, uncovered or None, plan=plan))
     caption = Caption(reward_name or model.architecture, prompt, scores)
-    pictures = panel_frames(video, maps.frames)
+    pictures = panel_frames(video, maps.frames, plan)
     out_dir = Path(out_dir)
     png, mp4 = out_dir / f"{name}.png", out_dir / f"{name}.mp4"
     with atomic_path(png) as tmp:

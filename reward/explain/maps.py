@@ -23,6 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..frame_plan import FramePlan, take_frames
 from ..video.sampling import uniform_frame_indices
 
 #: How many shown frames ``frames_alone`` scores (evenly spread), and how many per forward pass.
@@ -134,14 +135,17 @@ def components_without_curves(maps: FrameMaps, components: Sequence[str]) -> lis
 
 
 def frames_alone(
-    model: Any, video: torch.Tensor, frames: torch.Tensor, prompt: str | None, names: Sequence[str] | None = None
+    model: Any, video: torch.Tensor, frames: torch.Tensor, prompt: str | None, names: Sequence[str] | None = None,
+    *, plan: FramePlan | None = None,
 ) -> dict[str, torch.Tensor]:
     """Components ``names`` (default: all, or the score when there are none) of at most 16 evenly spread
-    shown frames, each scored alone as an image (T = 1); the other shown frames take the nearest one's."""
+    shown frames, each scored alone as an image (T = 1); the other shown frames take the nearest one's.
+    ``video`` is [T, 3, H, W], or ``plan``'s clip of it (which must hold the shown frames)."""
     scored = frames[uniform_frame_indices(len(frames), min(len(frames), FRAMES_ALONE_MAX))]
     parts = []
     for chunk in scored.split(FRAMES_ALONE_BATCH):
-        output = model.score(video[chunk][:, None], [prompt] * len(chunk) if prompt else None)
+        images = take_frames(video[None], chunk, plan)[0][:, None]
+        output = model.score(images, [prompt] * len(chunk) if prompt else None)
         parts.append(output.components or {"score": output.score})
     nearest = nearest_positions(scored, frames)
     return {

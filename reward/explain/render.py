@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..frame_plan import FramePlan, frame_chunks, take_frames
 from ..video.resize import resize_frames
 from ..video.sampling import uniform_frame_indices
 from . import draw
@@ -48,10 +49,12 @@ def shown_frames(num_frames: int) -> torch.Tensor:
     return uniform_frame_indices(num_frames, min(num_frames, MAX_SHOWN_FRAMES))
 
 
-def panel_frames(video: torch.Tensor, frames: torch.Tensor) -> np.ndarray:
-    """The shown ``frames`` of ``video`` [T, 3, H, W] resized to panel size (antialiased): uint8 [F, ph, pw, 3]."""
+def panel_frames(video: torch.Tensor, frames: torch.Tensor, plan: FramePlan | None = None) -> np.ndarray:
+    """The shown source ``frames`` of ``video`` [T, 3, H, W] (or ``plan``'s clip of it) resized to panel size
+    (antialiased, a few full-size frames at a time): uint8 [F, ph, pw, 3]."""
     size = panel_size(*video.shape[-2:])
-    small = resize_frames(video[frames].float(), size)
+    batch = video[None]
+    small = torch.cat([resize_frames(take_frames(batch, part, plan)[0].float(), size) for part in frame_chunks(frames, batch)])
     return (small.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 

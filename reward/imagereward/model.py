@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 import torch
 
 from ..base import VideoReward, register_architecture
+from ..frame_plan import FramePlan, source_length, take_frames
 from ..output import RewardOutput
 from ..blocks.blip import BlipSpec
-from .scorer import BlipScorer, select_frames
+from ..video.sampling import uniform_frame_indices
+from .scorer import BlipScorer
 from .tokenizer import HUB_TOKENIZER, MAX_LENGTH
 
 
@@ -43,13 +45,28 @@ class ImageRewardVideo(VideoReward):
         super().__init__(config)
         self.scorer = BlipScorer(config.blip, config.tokenizer, config.max_length)
 
+    def frame_indices(self, num_frames: int, device: torch.device | str | None = None) -> torch.Tensor:
+        """Every frame, or ``num_frames`` evenly spread ones (at most the video's length), built on ``device``."""
+        count = num_frames if self.config.num_frames is None else min(num_frames, self.config.num_frames)
+        return uniform_frame_indices(num_frames, count, device=device)
+
+    def frame_plan(self, num_frames: int) -> FramePlan:
+        if self.config.num_frames is None:
+            return FramePlan.every_frame_of(num_frames)
+        return FramePlan.of(num_frames, self.frame_indices(num_frames))
+
     def compile_targets(self) -> dict[str, tuple[torch.nn.Module, str]]:
         return self.scorer.compile_targets("scorer.blip")
 
-    def _forward(self, videos: torch.Tensor, prompts: list[str], return_frame_scores: bool = False) -> RewardOutput:
-        batch, length = videos.shape[:2]
-        count = length if self.config.num_frames is None else min(length, self.config.num_frames)
-        frames = select_frames(videos, count).flatten(0, 1)
+    def _forward(
+        self, videos: torch.Tensor, prompts: list[str], return_frame_scores: bool = False,
+        frame_plan: FramePlan | None = None,
+    ) -> RewardOutput:
+        batch = videos.shape[0]
+        # a full video's indices are built where its frames are (no copy); a plan maps host indices to clip positions
+        indices = self.frame_indices(source_length(videos, frame_plan), None if frame_plan is not None else videos.device)
+        count = indices.numel()
+        frames = take_frames(videos, indices, frame_plan).flatten(0, 1)
         tokens = self.scorer.encode_frames(frames, self.compute_dtype)
         input_ids, attention_mask = self.scorer.tokenize(prompts, videos.device)
         frame_scores = self.scorer.score_tokens(

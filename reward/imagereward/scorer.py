@@ -7,17 +7,10 @@ import torch
 from torch import nn
 
 from ..precision import backbone_autocast, full_precision
-from ..video.sampling import uniform_frame_indices
 from ..blocks.blip import BlipEncoders, BlipSpec
 from .preprocess import imagereward_pixels
 from .head import ImageRewardHead
 from .tokenizer import ImageRewardTokenizer
-
-
-def select_frames(videos: torch.Tensor, count: int) -> torch.Tensor:
-    """``count`` frames spread evenly over each video [B, T, 3, H, W] -> [B, count, 3, H, W] (repeats when short)."""
-    indices = uniform_frame_indices(videos.shape[1], count, device=videos.device)
-    return videos.index_select(1, indices)
 
 
 class BlipScorer(nn.Module):

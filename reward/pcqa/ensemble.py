@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..base import VideoReward, register_architecture
+from ..frame_plan import FramePlan
 from ..output import RewardOutput
 from ..precision import full_precision
 from ..validation import check_prompts, check_videos
@@ -91,23 +92,28 @@ class PCQAEnsemble(VideoReward):
         ]
         return cls(config, prompt_encoder=encoder, scorers=scorers)
 
+    def frame_plan(self, num_frames: int) -> FramePlan:
+        return FramePlan.of(num_frames, *(member.vision.frame_indices(num_frames) for member in self.members))
+
     def compile_targets(self) -> dict[str, tuple[nn.Module, str]]:
         """Every member's timm frame backbone (the shared text towers are cached per prompt)."""
         return {f"members.{i}.vision.model": (member.vision.model, "forward_features") for i, member in enumerate(self.members)}
 
-    def member_predictions(self, videos: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+    def member_predictions(
+        self, videos: torch.Tensor, prompts: list[str], frame_plan: FramePlan | None = None
+    ) -> torch.Tensor:
         """Raw predictions ``[M, B]`` of every member on validated inputs (flip-averaged when ``flip_tta``)."""
         embeddings = self.prompt_encoder(prompts, dtype=self.compute_dtype)
         batch = videos.shape[0]
         if self.config.flip_tta:
             videos = torch.cat([videos, videos.flip(-1)])
             embeddings = torch.cat([embeddings, embeddings])
-        raw = torch.stack([member(videos, embeddings, self.compute_dtype) for member in self.members])
+        raw = torch.stack([member(videos, embeddings, self.compute_dtype, frame_plan) for member in self.members])
         if self.config.flip_tta:
             raw = raw.view(len(self.members), 2, batch).mean(dim=1)
         return raw
 
-    def _forward(self, videos: torch.Tensor, prompts: list[str] | None) -> RewardOutput:
+    def _forward(self, videos: torch.Tensor, prompts: list[str] | None, frame_plan: FramePlan | None = None) -> RewardOutput:
         if not self.statistics_checked:
             self.statistics_checked = True
             if int(self.stats_count) == 0:
@@ -116,7 +122,7 @@ class PCQAEnsemble(VideoReward):
                     "reward.pcqa.compute_ensemble_statistics(model, batches) on the training set first.",
                     stacklevel=3,
                 )
-        raw = self.member_predictions(videos, prompts)
+        raw = self.member_predictions(videos, prompts, frame_plan)
         with full_precision(raw.device):
             normalised = (raw - self.pred_mean[:, None]) / self.pred_std[:, None]
             score = normalised.mean(dim=0)

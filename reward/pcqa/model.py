@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..base import VideoReward, register_architecture
+from ..frame_plan import FramePlan
 from ..output import RewardOutput
 from ..precision import full_precision
 from .config import PCQAConfig, TextTowerConfig
@@ -39,10 +40,12 @@ class PCQAScorer(nn.Module):
         self.head = nn.Sequential(nn.Linear(mixed, config.head_hidden), nn.GELU(), nn.Linear(config.head_hidden, 1))
 
     def forward(
-        self, videos: torch.Tensor, prompt_embeddings: torch.Tensor, compute_dtype: torch.dtype | None = None
+        self, videos: torch.Tensor, prompt_embeddings: torch.Tensor, compute_dtype: torch.dtype | None = None,
+        frame_plan: FramePlan | None = None,
     ) -> torch.Tensor:
-        """Raw predictions ``[B]`` for ``videos [B, T, 3, H, W]`` and prompt embeddings ``[B, D]``."""
-        frames = self.vision(videos, compute_dtype)
+        """Raw predictions ``[B]`` for ``videos [B, T, 3, H, W]`` (or ``frame_plan``'s compact clip) and prompt
+        embeddings ``[B, D]``."""
+        frames = self.vision(videos, compute_dtype, frame_plan)
         with full_precision(frames.device):
             x = self.feature_norm(frames)
             if x.shape[1] > 1:
@@ -134,11 +137,14 @@ class PCQAReward(VideoReward):
         scorer = build_scorer(config, encoder.embed_dim, pretrained=True, backbone_weights=backbone_weights)
         return cls(config, prompt_encoder=encoder, scorer=scorer)
 
+    def frame_plan(self, num_frames: int) -> FramePlan:
+        return FramePlan.of(num_frames, self.scorer.vision.frame_indices(num_frames))
+
     def compile_targets(self) -> dict[str, tuple[nn.Module, str]]:
         """The timm frame backbone; the text towers run once per new prompt (cached), so compiling them does not pay."""
         return {"scorer.vision.model": (self.scorer.vision.model, "forward_features")}
 
-    def _forward(self, videos: torch.Tensor, prompts: list[str] | None) -> RewardOutput:
+    def _forward(self, videos: torch.Tensor, prompts: list[str] | None, frame_plan: FramePlan | None = None) -> RewardOutput:
         embeddings = self.prompt_encoder(prompts, dtype=self.compute_dtype)
-        quality = self.scorer(videos, embeddings, self.compute_dtype)
+        quality = self.scorer(videos, embeddings, self.compute_dtype, frame_plan)
         return RewardOutput(score=quality, components={"quality": quality})

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import WeightsNotFoundError
+from ..frame_plan import FramePlan, source_length, take_frames
 from ..precision import backbone_autocast, storage_float_dtype
 from ..video.normalize import normalize_levels
 from ..video.resize import resize_frames
@@ -45,11 +46,20 @@ def use_fused_attention(model: nn.Module) -> nn.Module:
     return model
 
 
-def sample_frames(videos: torch.Tensor, max_frames: int) -> torch.Tensor:
-    """Keep every frame of short videos; pick ``max_frames`` uniformly spread frames of longer ones."""
-    if videos.shape[1] <= max_frames:
+def sampled_frame_indices(num_frames: int, max_frames: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Every frame of short videos; ``max_frames`` uniformly spread frames of longer ones (built on ``device``)."""
+    if num_frames <= max_frames:
+        return torch.arange(num_frames, device=device)
+    return uniform_frame_indices(num_frames, max_frames, device=device)
+
+
+def sample_frames(videos: torch.Tensor, max_frames: int, frame_plan: FramePlan | None = None) -> torch.Tensor:
+    """The frames :func:`sampled_frame_indices` picks from ``videos`` (a compact clip of ``frame_plan``'s frames when given)."""
+    if frame_plan is None and videos.shape[1] <= max_frames:
         return videos
-    return videos[:, uniform_frame_indices(videos.shape[1], max_frames, device=videos.device)]
+    # a full video's indices are built where its frames are (no copy); a plan maps host indices to clip positions
+    indices = sampled_frame_indices(source_length(videos, frame_plan), max_frames, None if frame_plan is not None else videos.device)
+    return take_frames(videos, indices, frame_plan)
 
 
 class FrameBackbone(nn.Module):
@@ -92,8 +102,14 @@ class FrameBackbone(nn.Module):
         self.model.set_grad_checkpointing(enabled)
         self._checkpointing = bool(enabled)
 
-    def forward(self, videos: torch.Tensor, compute_dtype: torch.dtype | None = None) -> torch.Tensor:
-        videos = sample_frames(videos, self.num_frames)
+    def frame_indices(self, num_frames: int) -> torch.Tensor:
+        """The source frames this backbone looks at in a ``num_frames``-frame video."""
+        return sampled_frame_indices(num_frames, self.num_frames)
+
+    def forward(
+        self, videos: torch.Tensor, compute_dtype: torch.dtype | None = None, frame_plan: FramePlan | None = None
+    ) -> torch.Tensor:
+        videos = sample_frames(videos, self.num_frames, frame_plan)
         batch, frames = videos.shape[:2]
         dtype = storage_float_dtype(self.model)
         x = resize_frames(videos.flatten(0, 1).to(dtype), self.resolution)

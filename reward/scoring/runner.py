@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from ..base import VideoReward
 from ..errors import RewardInputError, ScoringInputError
 from .batching import batches_by_shape
-from .dataset import Decoded, VideoReader, as_reward_input, decode_in_workers
+from .dataset import Decoded, PlannedReader, VideoReader, decode_in_workers, reward_input
 from .inputs import VideoItem, require_prompts
 from .results import (
     Record,
@@ -71,6 +71,8 @@ def score_videos(
 ) -> ScoringRun | None:
     """Score ``items`` with ``model`` and return the merged records and summary (None on ranks > 0).
 
+    Files are decoded only where ``model`` looks (its frame plan), unless a ``reader`` is given (e.g.
+    ``dataset.default_reader`` decodes every frame); the scores are the same either way.
     Results are appended to ``out`` (JSONL) and/or ``csv`` after every batch. ``resume=True``
     skips ids already written (also by an interrupted multi-process run); without it an
     existing output is an error rather than silently mixed. Under ``accelerate launch`` each
@@ -85,7 +87,7 @@ def score_videos(
     done = {record["id"] for record in outputs.read()}
     todo = [(index, item) for index, item in enumerate(items) if item.id not in done]
     mine = processes.shard(todo)
-    decoded = decode_in_workers(mine, reader=reader, num_workers=num_workers, prefetch=prefetch)
+    decoded = decode_in_workers(mine, reader=reader or PlannedReader(model), num_workers=num_workers, prefetch=prefetch)
     bar = tqdm(total=len(mine), unit="video", desc="scoring", disable=not (progress and processes.is_main))
     new_records = _append_scores(model, decoded, batch_size, outputs, columns, processes, bar)
     merged = _merge_outputs(outputs, items, columns, processes, new_records)
@@ -216,7 +218,7 @@ def _score_batch(model: VideoReward, batch: list[Decoded], columns: set[str]) ->
 
 
 def _rows(model: VideoReward, batch: list[Decoded]) -> list[dict[str, float]]:
-    videos = as_reward_input([entry.video for entry in batch])
+    videos, options = reward_input([entry.video for entry in batch])
     prompts = [entry.item.prompt for entry in batch]
     has_prompts = all(prompt is not None for prompt in prompts)
-    return model.score(videos, prompts if has_prompts else None).to_rows()
+    return model.score(videos, prompts if has_prompts else None, **options).to_rows()

@@ -12,9 +12,10 @@ from typing import NamedTuple
 import torch
 
 from ..errors import RewardInputError
+from ..frame_plan import unit_pixels
 from ..transfer import to_device
 from ..validation import require
-from .quantize import to_levels
+from .quantize import frame_levels
 from .resize import upsample_scale, upsample_small_video
 
 #: Fragments per side and fragment side in pixels (DOVER: 7x7 fragments of 32x32 -> 224x224).
@@ -149,7 +150,7 @@ def fragment_pixel_index(
 def sample_fragments(
     videos: torch.Tensor, offsets: FragmentOffsets | tuple[torch.Tensor, torch.Tensor] | None = None, *,
     aligned: int, generator: torch.Generator | None = None, quantize: bool = True,
-    num: int = NUM_FRAGMENTS, patch: int = FRAGMENT_SIZE,
+    num: int = NUM_FRAGMENTS, patch: int = FRAGMENT_SIZE, frames: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Fragments of [B, T, 3, H, W] in [0, 1]: returns 0-255 levels [B, T, 3, num*patch, num*patch].
 
@@ -159,14 +160,25 @@ def sample_fragments(
     short side is below ``num * patch`` are first upsampled (see ``resize.upsample_small_video``);
     grids and offsets still use the original H, W, as in the reference. ``quantize`` snaps the
     output to uint8 levels with a straight-through estimator (exact reference parity).
+    ``frames`` (positions along dim 1, repeats allowed) cuts the fragments from those frames only,
+    gathered straight from ``videos`` (float, or uint8 levels) without copying whole frames; the
+    output then has ``len(frames)`` frames.
     """
-    batch, frames, channels, height, width = videos.shape
-    aligned, num_chunks = chunk_layout(frames, aligned)
+    batch, length, channels, height, width = videos.shape
+    frames = torch.arange(length) if frames is None else torch.as_tensor(frames, dtype=torch.int64)
+    count = frames.numel()
+    aligned, num_chunks = chunk_layout(count, aligned)
     if offsets is None:
         offsets = fragment_offsets(height, width, num_chunks, generator=generator, num=num, patch=patch)
     offsets = batch_offsets(offsets, batch, num_chunks, num=num)
     scale = upsample_scale(height, width, min_side=num * patch)
-    source = videos if scale is None else upsample_small_video(videos, scale, quantize=quantize)
+    if scale is not None:
+        selected = unit_pixels(videos.index_select(1, to_device(frames, videos.device)))
+        source, frames = upsample_small_video(selected, scale, quantize=quantize), torch.arange(count)
+    elif not videos.is_contiguous():
+        source, frames = videos.index_select(1, to_device(frames, videos.device)), torch.arange(count)
+    else:
+        source = videos
     frame_size = tuple(source.shape[-2:])
     here = offsets.h.device  # the check runs where the offsets were drawn or given: on the host, no wait
     grids = [fragment_grid(size, num=num, patch=patch, device=here) for size in (height, width)]
@@ -175,7 +187,11 @@ def sample_fragments(
     grids = [to_device(grid, videos.device) for grid in grids]
     index = fragment_pixel_index(*grids, offsets, frame_size=frame_size, patch=patch)
     side = num * patch
-    chunked = source.reshape(batch, num_chunks, aligned, channels, -1)
-    index = index[:, :, None, None, :].expand(batch, num_chunks, aligned, channels, side * side)
-    patches = torch.gather(chunked, -1, index).reshape(batch, frames, channels, side, side)
-    return to_levels(patches, quantize=quantize) if scale is None else patches
+    channel = torch.arange(channels, device=index.device)
+    planes = (to_device(frames, index.device)[:, None] * channels + channel) * source[0, 0, 0].numel()
+    chunk_of_frame = torch.arange(count, device=index.device) // aligned
+    flat = planes[None, :, :, None] + index[:, chunk_of_frame, None, :]  # [B, count, C, side * side]
+    patches = source.reshape(batch, -1).gather(1, flat.reshape(batch, -1)).reshape(batch, count, channels, side, side)
+    if scale is not None:
+        return patches
+    return frame_levels(patches, quantize=quantize)

@@ -6,6 +6,7 @@ layout and write atomically (a temp file renamed into place), so no half-written
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -18,9 +19,12 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import torch
+from PIL import Image
 
 from ..checkpoints import atomic_path
 from ..errors import RewardInputError, VideoReadError
+from ..frame_plan import FrameRequest, SparseVideo, resolve_plan
+from .decode import ClipBuffer, decode_planned, open_video
 
 #: Suffixes written with PyAV: (container format, video codec).
 PYAV_FORMATS = {
@@ -65,30 +69,53 @@ def _pyav():
 
 def _decode_container(path: Path) -> Iterator[np.ndarray]:
     """RGB frames decoded by PyAV (video lengths in headers are not trusted: decode until the end)."""
-    av = _pyav()
-    try:
-        container = av.open(str(path))
-    except av.error.EOFError as error:
-        raise VideoReadError(
-            f"video {path} ends before its first frame: it is empty (zero frames) or truncated."
-        ) from error
-    with container:
-        if not container.streams.video:
-            raise VideoReadError(f"video {path} has no video stream (zero frames); a reward needs at least one frame.")
-        for frame in container.decode(video=0):
+    with open_video(path) as (container, stream):
+        for frame in container.decode(stream):
             yield frame.to_ndarray(format="rgb24")
+
+
+def _frame_files(folder: Path) -> list[Path]:
+    """The png/jpg frames of a folder in name order (numbers compared by value)."""
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
 
 
 def _frames(path: Path, max_frames: int | None) -> Iterator[np.ndarray]:
     """Decoded frames of a video file or a folder of images, lazily, at most ``max_frames``."""
     if path.is_dir():
-        files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
-        frames = (iio.imread(file) for file in files)
+        frames = (iio.imread(file) for file in _frame_files(path))
     elif path.suffix.lower() == GIF_SUFFIX:
         frames = iio.imiter(path, plugin="pillow", mode="RGB")
     else:
         frames = _decode_container(path)
     return itertools.islice(frames, max_frames)
+
+
+def _checked_path(path: str | Path, max_frames: int | None) -> Path:
+    path = Path(path)
+    if max_frames is not None and max_frames < 1:
+        raise RewardInputError(f"max_frames must be at least 1 (or None for all frames), got {max_frames}.")
+    if not path.exists():
+        raise VideoReadError(f"video {path} does not exist; check the path.")
+    return path
+
+
+@contextlib.contextmanager
+def _read_errors(path: Path) -> Iterator[None]:
+    """Decoder failures of ``path`` as one ``VideoReadError`` naming the file and the fix."""
+    try:
+        yield
+    except RewardInputError:
+        raise
+    except Exception as error:  # decoders raise many types (OSError, av.FFmpegError, ValueError, ...)
+        raise VideoReadError(
+            f"could not read video {path}: {type(error).__name__}: {str(error).rstrip('.')}. The file may be truncated, "
+            "corrupt or in an unsupported format; re-encode it (e.g. to H.264 mp4) or pass a frame folder."
+        ) from error
+
+
+def _no_frames(path: Path) -> VideoReadError:
+    what = "no png/jpg frames" if path.is_dir() else "no decodable frames"
+    return VideoReadError(f"video {path} has {what}; a reward needs at least one frame.")
 
 
 def read_video_uint8(path: str | Path, *, max_frames: int | None = None) -> torch.Tensor:
@@ -98,33 +125,66 @@ def read_video_uint8(path: str | Path, *, max_frames: int | None = None) -> torc
     alpha channels are dropped, grey frames repeated to RGB. ``max_frames`` stops decoding early.
     Raises ``VideoReadError`` naming the file if it is missing, unreadable, or has no frames.
     """
-    path = Path(path)
-    if max_frames is not None and max_frames < 1:
-        raise RewardInputError(f"max_frames must be at least 1 (or None for all frames), got {max_frames}.")
-    if not path.exists():
-        raise VideoReadError(f"video {path} does not exist; check the path.")
+    path = _checked_path(path, max_frames)
     frames: list[np.ndarray] = []
-    try:
+    with _read_errors(path):
         for frame in _frames(path, max_frames):
             frame = _rgb(frame)
             if frames and frame.shape != frames[0].shape:
                 raise ValueError(f"frame {len(frames)} has size {frame.shape[:2]}, frame 0 has {frames[0].shape[:2]}")
             frames.append(frame)
-    except VideoReadError:
-        raise
-    except Exception as error:  # decoders raise many types (OSError, av.FFmpegError, ValueError, ...)
-        raise VideoReadError(
-            f"could not read video {path}: {type(error).__name__}: {str(error).rstrip('.')}. The file may be truncated, "
-            "corrupt or in an unsupported format; re-encode it (e.g. to H.264 mp4) or pass a frame folder."
-        ) from error
     if not frames:
-        what = "no png/jpg frames" if path.is_dir() else "no decodable frames"
-        raise VideoReadError(f"video {path} has {what}; a reward needs at least one frame.")
+        raise _no_frames(path)
     return torch.from_numpy(np.stack(frames))
 
 
-def read_video(path: str | Path, *, max_frames: int | None = None) -> torch.Tensor:
-    """A video file or frame folder as float32 [T, 3, H, W] in [0, 1] (``video[None]`` is a reward batch)."""
+def read_planned(path: str | Path, frames: FrameRequest, *, max_frames: int | None = None) -> SparseVideo:
+    """Only the frames ``frames`` plans for the file (see :func:`read_video`), as a :class:`SparseVideo`."""
+    path = _checked_path(path, max_frames)
+    with _read_errors(path):
+        if path.is_dir() or path.suffix.lower() == GIF_SUFFIX:
+            return _planned_images(path, frames, max_frames)
+        return decode_planned(path, frames, max_frames=max_frames)
+
+
+def _planned_images(path: Path, frames: FrameRequest, max_frames: int | None) -> SparseVideo:
+    """Planned frames of a frame folder (only those files are read) or a gif (decoded in order, the rest dropped)."""
+    if path.is_dir():
+        files = _frame_files(path)
+        count = len(files)
+    else:
+        with Image.open(path) as image:
+            count = getattr(image, "n_frames", 1)
+    count = min(count, max_frames or count)
+    if count == 0:
+        raise _no_frames(path)
+    plan = resolve_plan(frames, count, path)
+    buffer = ClipBuffer(plan, path)
+    if path.is_dir():
+        for index in plan.indices.tolist():
+            buffer.put(index, _rgb(iio.imread(files[index])))
+    else:
+        last = int(plan.indices[-1])
+        for index, frame in enumerate(iio.imiter(path, plugin="pillow", mode="RGB")):
+            if buffer.wants(index):
+                buffer.put(index, _rgb(frame))
+            if index == last:
+                break
+    return buffer.video()
+
+
+def read_video(
+    path: str | Path, *, max_frames: int | None = None, frames: FrameRequest | None = None
+) -> torch.Tensor | SparseVideo:
+    """A video file or frame folder as float32 [T, 3, H, W] in [0, 1] (``video[None]`` is a reward batch).
+
+    ``frames`` decodes only the frames a reward looks at: a reward (its ``frame_plan``), a function of the frame
+    count returning a ``FramePlan`` or indices, or source frame indices. It returns a :class:`SparseVideo`
+    (uint8 levels [K, 3, H, W] and the plan) that rewards score exactly as the full video:
+    ``model.score(read_video(path, frames=model), prompt)``.
+    """
+    if frames is not None:
+        return read_planned(path, frames, max_frames=max_frames)
     return read_video_uint8(path, max_frames=max_frames).permute(0, 3, 1, 2).float().div_(255)
 
 

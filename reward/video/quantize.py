@@ -36,6 +36,14 @@ def to_levels(videos: torch.Tensor, *, quantize: bool) -> torch.Tensor:
     return round_levels(levels) if quantize else levels
 
 
+def frame_levels(frames: torch.Tensor, *, quantize: bool) -> torch.Tensor:
+    """0-255 levels of [0, 1] float frames, or of uint8 frames; snapped uint8 frames are their own levels (``u8 / 255``
+    snaps back to ``u8`` exactly), so they skip the float round trip and its temporaries."""
+    if frames.dtype == torch.uint8:
+        return frames.float() if quantize else to_levels(frames.float().div_(MAX_LEVEL), quantize=False)
+    return to_levels(frames.to(view_dtype(frames)), quantize=quantize)
+
+
 def view_dtype(videos: torch.Tensor) -> torch.dtype:
     """Views are computed in float32 at least (half-precision inputs cannot hold 0-255 levels exactly)."""
     return torch.promote_types(videos.dtype, torch.float32)

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .quantize import MAX_LEVEL, round_levels, to_levels, truncate_levels
+from .quantize import MAX_LEVEL, frame_levels, round_levels, to_levels, truncate_levels
 
 #: Side of DOVER's views, and the short side below which fragments are taken from an upsampled video.
 VIEW_SIZE = 224
@@ -27,13 +27,13 @@ def resize_frames(frames: torch.Tensor, size: int | tuple[int, int]) -> torch.Te
 def aesthetic_resize(
     videos: torch.Tensor, *, size: int | tuple[int, int] = VIEW_SIZE, quantize: bool = True
 ) -> torch.Tensor:
-    """Resize every frame of [B, T, 3, H, W] in [0, 1] to ``size`` (aspect not kept); returns 0-255 levels.
+    """Resize every frame of [B, T, 3, H, W] in [0, 1] (or uint8 levels) to ``size`` (aspect not kept); returns 0-255 levels.
 
     Bilinear with antialiasing on the 0-255 scale, like the public DOVER aesthetic view. With
     ``quantize`` the input and the output are snapped to uint8 levels (half to even) by
     straight-through estimators, which reproduces the reference exactly for ``u8 / 255`` inputs.
     """
-    resized = resize_frames(to_levels(videos, quantize=quantize), size)
+    resized = resize_frames(frame_levels(videos, quantize=quantize), size)
     return round_levels(resized) if quantize else resized
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import RewardInputError
-from ..transfer import to_device
+from ..frame_plan import FramePlan, clip_positions, frame_chunks, source_length, take_stored_frames
 from ..validation import require
 from .fragments import (
     FRAGMENT_SIZE,
@@ -29,7 +29,6 @@ from .fragments import (
     sample_fragments,
 )
 from .normalize import normalize_levels
-from .quantize import view_dtype
 from .resize import VIEW_SIZE, aesthetic_resize, upsample_scale
 from .sampling import FrameRng, dover_frame_indices
 
@@ -91,9 +90,22 @@ def _check_frame_indices(frame_indices: torch.Tensor, count: int, num_frames: in
     return frame_indices
 
 
-def _select_frames(videos: torch.Tensor, frame_indices: torch.Tensor) -> torch.Tensor:
-    """The sampled frames [B, n, 3, H, W], in at least float32."""
-    return videos.to(view_dtype(videos)).index_select(1, to_device(frame_indices, videos.device))
+def technical_frame_indices(
+    num_frames: int, *, clip_len: int, num_clips: int, frame_interval: int, frame_rng: FrameRng = None
+) -> torch.Tensor:
+    """Frames of the technical view: ``num_clips`` segments, one clip of ``clip_len`` frames every ``frame_interval``."""
+    return dover_frame_indices(num_frames, fsize_t=clip_len, fragments_t=num_clips, frame_interval=frame_interval, rng=frame_rng)
+
+
+def aesthetic_frame_indices(
+    num_frames: int, *, clip_len: int, t_frag: int, frame_interval: int, frame_rng: FrameRng = None
+) -> torch.Tensor:
+    """Frames of the aesthetic view: ``t_frag`` segments of ``clip_len // t_frag`` frames every ``frame_interval``."""
+    if clip_len % t_frag:
+        raise RewardInputError(f"clip_len = {clip_len} must be a multiple of t_frag = {t_frag}.")
+    return dover_frame_indices(
+        num_frames, fsize_t=clip_len // t_frag, fragments_t=t_frag, frame_interval=frame_interval, rng=frame_rng
+    )
 
 
 def _to_clips(levels: torch.Tensor, num_clips: int) -> torch.Tensor:
@@ -109,7 +121,7 @@ def technical_view(
     offsets: FragmentOffsets | tuple[torch.Tensor, torch.Tensor] | None = None,
     generator: torch.Generator | None = None, frame_indices: torch.Tensor | None = None,
     frame_rng: FrameRng = None, quantize: bool = True,
-    fragments: int = NUM_FRAGMENTS, fragment_size: int = FRAGMENT_SIZE,
+    fragments: int = NUM_FRAGMENTS, fragment_size: int = FRAGMENT_SIZE, frame_plan: FramePlan | None = None,
 ) -> TechnicalView:
     """DOVER's technical (fragment) view of ``videos`` [B, T, 3, H, W] in [0, 1].
 
@@ -119,12 +131,15 @@ def technical_view(
     Fragments: offsets per ``aligned``-frame chunk of the ``num_clips*clip_len`` sampled frames, given
     as ``offsets`` ([7,7,chunks] or [B,7,7,chunks] each), drawn per video from ``generator``, or centred.
     ``fragments`` x ``fragments`` fragments of ``fragment_size`` pixels (DOVER: 7 of 32, a 224 view).
+    With ``frame_plan``, ``videos`` is the compact clip of the plan's frames (uint8 levels or floats) and frame
+    indices are source frames; the view is the one the full video gives.
     """
-    batch, num_frames, _, height, width = videos.shape
+    batch, _, _, height, width = videos.shape
+    num_frames = source_length(videos, frame_plan)
     count = num_clips * clip_len
     if frame_indices is None:
-        frame_indices = dover_frame_indices(
-            num_frames, fsize_t=clip_len, fragments_t=num_clips, frame_interval=frame_interval, rng=frame_rng
+        frame_indices = technical_frame_indices(
+            num_frames, clip_len=clip_len, num_clips=num_clips, frame_interval=frame_interval, frame_rng=frame_rng
         )
     frame_indices = _check_frame_indices(frame_indices, count, num_frames)
     aligned, num_chunks = chunk_layout(count, aligned)
@@ -135,7 +150,8 @@ def technical_view(
         )
     offsets = batch_offsets(offsets, batch, num_chunks, num=fragments)
     levels = sample_fragments(
-        _select_frames(videos, frame_indices), offsets, aligned=aligned, quantize=quantize, num=fragments, patch=fragment_size
+        videos, offsets, aligned=aligned, quantize=quantize, num=fragments, patch=fragment_size,
+        frames=clip_positions(frame_indices, frame_plan),
     )
     return TechnicalView(
         pixels=_to_clips(levels, num_clips),
@@ -154,20 +170,24 @@ def technical_view(
 def aesthetic_view(
     videos: torch.Tensor, *, clip_len: int, t_frag: int, frame_interval: int,
     frame_indices: torch.Tensor | None = None, frame_rng: FrameRng = None, quantize: bool = True,
-    size: int = VIEW_SIZE,
+    size: int = VIEW_SIZE, frame_plan: FramePlan | None = None,
 ) -> AestheticView:
     """DOVER's aesthetic view of ``videos`` [B, T, 3, H, W] in [0, 1]: frames resized to ``size`` x ``size`` (224).
 
     Frames: ``t_frag`` segments with ``clip_len // t_frag`` frames each (every ``frame_interval``),
-    centred in their segment unless ``frame_rng`` or explicit ``frame_indices`` are given.
+    centred in their segment unless ``frame_rng`` or explicit ``frame_indices`` are given. ``frame_plan``
+    as in :func:`technical_view`. Large frames are converted and resized a few at a time (bounded memory).
     """
     if clip_len % t_frag:
         raise RewardInputError(f"clip_len = {clip_len} must be a multiple of t_frag = {t_frag}.")
-    num_frames = videos.shape[1]
+    num_frames = source_length(videos, frame_plan)
     if frame_indices is None:
-        frame_indices = dover_frame_indices(
-            num_frames, fsize_t=clip_len // t_frag, fragments_t=t_frag, frame_interval=frame_interval, rng=frame_rng
+        frame_indices = aesthetic_frame_indices(
+            num_frames, clip_len=clip_len, t_frag=t_frag, frame_interval=frame_interval, frame_rng=frame_rng
         )
     frame_indices = _check_frame_indices(frame_indices, clip_len, num_frames)
-    levels = aesthetic_resize(_select_frames(videos, frame_indices), size=size, quantize=quantize)
+    levels = torch.cat([
+        aesthetic_resize(take_stored_frames(videos, part, frame_plan), size=size, quantize=quantize)
+        for part in frame_chunks(frame_indices, videos)
+    ], dim=1)
     return AestheticView(pixels=_to_clips(levels, 1), frame_indices=frame_indices)

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from reward.checkpoints import load_safetensors, save_safetensors
 from reward.errors import DatasetError
+from reward.frame_plan import FramePlan, source_length, take_frames
 from reward.video.io import read_video
 from reward.video.resize import resize_frames
 from reward.video.sampling import uniform_frame_indices
@@ -31,9 +32,15 @@ class FramePrep:
     num_frames: int | None = 16
     size: tuple[int, int] | None = None
 
-    def apply(self, frames: torch.Tensor) -> torch.Tensor:
+    def frame_plan(self, num_frames: int) -> FramePlan:
+        """The frames ``apply`` keeps of a ``num_frames``-frame video (only they are decoded from a file)."""
+        return FramePlan.of(num_frames, uniform_frame_indices(num_frames, self.num_frames or num_frames))
+
+    def apply(self, frames: torch.Tensor, plan: FramePlan | None = None) -> torch.Tensor:
+        """Prepared frames of a video [T, 3, H, W], or of ``plan``'s compact clip of it."""
         if self.num_frames is not None:
-            frames = frames[uniform_frame_indices(frames.shape[0], self.num_frames)]
+            length = source_length(frames[None], plan)
+            frames = take_frames(frames[None], uniform_frame_indices(length, self.num_frames), plan)[0]
         if self.size is not None:
             frames = resize_frames(frames, tuple(self.size))
         return frames.clamp(0, 1)
@@ -44,11 +51,12 @@ class FrameLoader:
 
     Decoded files are cached in ``cache_dir`` as uint8 safetensors keyed by the file's path,
     size, modification time and the preparation settings, so a changed file or setting is
-    decoded again. ``reader`` decodes a path to ``[T, 3, H, W]`` in [0, 1] (default:
-    ``reward.video.io.read_video``: video files, frame folders and images).
+    decoded again. By default only the ``num_frames`` frames kept are decoded
+    (``read_video(path, frames=prep.frame_plan)``: video files, frame folders and images); a
+    ``reader`` decodes a whole path to ``[T, 3, H, W]`` in [0, 1] instead.
     """
 
-    def __init__(self, prep: FramePrep = FramePrep(), *, reader: Reader = read_video, cache_dir: str | Path | None = None):
+    def __init__(self, prep: FramePrep = FramePrep(), *, reader: Reader | None = None, cache_dir: str | Path | None = None):
         self.prep = prep
         self.reader = reader
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
@@ -59,15 +67,22 @@ class FrameLoader:
         cached = self._cache_file(item.source)
         if cached is not None and cached.is_file():
             return load_safetensors(cached)["frames"].float() / 255
-        frames = self.reader(item.source)
-        if frames.ndim != 4 or frames.shape[1] != 3 or frames.shape[0] == 0:
-            raise DatasetError(f"{item.name}: decoded to shape {tuple(frames.shape)}, expected [T>=1, 3, H, W]")
-        frames = self.prep.apply(frames.float())
+        frames = self._decode(item)
         if cached is None:
             return frames
         quantised = (frames * 255).round().to(torch.uint8)
         save_safetensors({"frames": quantised}, cached)
         return quantised.float() / 255
+
+    def _decode(self, item: QualityItem) -> torch.Tensor:
+        """Prepared frames of the item's file."""
+        if self.reader is None and self.prep.num_frames is not None:
+            clip = read_video(item.source, frames=self.prep.frame_plan)
+            return self.prep.apply(clip.to_float(), clip.plan)
+        frames = (self.reader or read_video)(item.source)
+        if frames.ndim != 4 or frames.shape[1] != 3 or frames.shape[0] == 0:
+            raise DatasetError(f"{item.name}: decoded to shape {tuple(frames.shape)}, expected [T>=1, 3, H, W]")
+        return self.prep.apply(frames.float())
 
     def _cache_file(self, path: Path) -> Path | None:
         if self.cache_dir is None:

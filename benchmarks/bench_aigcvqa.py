@@ -32,11 +32,11 @@ import torch
 
 import reward
 from reward.aigcvqa.model import AigcVqaConfig, AigcVqaReward
-from reward.imagereward.tokenizer import ImageRewardTokenizer
 from reward.bench import DEFAULT_PROMPT as PROMPT
 from reward.bench import bench_reward, best_times
 from reward.precision import backbone_autocast, cpu_has_amx
 from reward.video.views import aesthetic_view, technical_view
+from bench_efficiency import offline_tokenizer
 from results_md import cpu_name, write_section
 
 HEADING = "## AIGC-VQA"
@@ -47,13 +47,8 @@ CONFIGS = [("fp32", "fp32", False), ("bf16", "bf16", False), ("fp32 + checkpoint
 
 def paper_model() -> AigcVqaReward:
     """Paper sizes, random weights, with a bert-sized vocabulary built in memory (tokenising costs the same)."""
-    from transformers import BertTokenizer
-
     model = AigcVqaReward(AigcVqaConfig())
-    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz"]
-    vocabulary += [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
-    vocabulary += [f"[unused{i}]" for i in range(30522 - len(vocabulary))]
-    model.alignment.set_tokenizer(ImageRewardTokenizer(BertTokenizer(vocab={t: i for i, t in enumerate(vocabulary)})))
+    model.alignment.set_tokenizer(offline_tokenizer())
     return model.requires_grad_(False).eval()
 
 

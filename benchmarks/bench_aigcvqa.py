@@ -184,10 +184,11 @@ def table(args: argparse.Namespace, results: dict[str, dict], context: dict) -> 
         f"per forward). AMX usable by torch: {context['amx']}. timm's `convnext_small` per 224x224 image: "
         f"{convnext['fp32']:.0f} ms fp32, {convnext['bf16']:.0f} ms bf16 ({convnext['fp32'] / convnext['bf16']:.2f}x; "
         "ENVIRONMENT.md recorded 129 / 67 ms, 1.9x, on the machine it was written on).",
-        "- Two bf16 hot spots outside the matrix products were found by profiling and removed: the Swin's gated "
-        "position bias is added into the attention logits in place instead of being built as a "
-        "[windows, heads, N, N] tensor in bf16, and the ConvNeXt depthwise convolutions run in fp32 (oneDNN's bf16 "
-        "depthwise Conv3d backward is ~2.7x slower than its fp32 one).",
+        "- Two bf16 hot spots outside the matrix products were found by profiling and removed: the Swin's window "
+        "attention runs through the fused `scaled_dot_product_attention` kernel with its gated position bias and "
+        "shift mask as one mask built in the compute dtype (no bf16 bias adds or softmax over [windows, heads, N, N] "
+        "logits), and the ConvNeXt depthwise convolutions run in fp32 (oneDNN's bf16 depthwise Conv3d backward is "
+        "~2.7x slower than its fp32 one).",
         f"- **Checkpointing cuts the forward+backward peak memory by {cuts['fp32']:.0%} in fp32 and {cuts['bf16']:.0%} "
         f"in bf16** (target >= {TARGET_MEMORY_CUT:.0%}: **{'met' if min(cuts.values()) >= TARGET_MEMORY_CUT else 'not met'}**), "
         f"for {results['fp32 + checkpointing'][key] / fp32[key]:.2f}x the fp32 {basis} (the backbones run their "

@@ -105,7 +105,7 @@ def load_reward(config: Config):
 
 def run_worker(config: Config, flops: list | None, iterations: int) -> dict:
     """One configuration in this process: the bench result, parameter bytes and (if not given) the FLOP counts."""
-    from reward.bench import BenchInputs, bench_reward, compile_backbones, matmul_rate, reward_flops
+    from reward.bench import BenchInputs, bench_reward, matmul_rate, reward_flops
 
     model = load_reward(config)
     device = model.device
@@ -113,7 +113,7 @@ def run_worker(config: Config, flops: list | None, iterations: int) -> dict:
         inputs = BenchInputs.random(device, frames=config.frames)
         flops = list(reward_flops(model, inputs, checkpointing=config.checkpointing, passes=config.passes))
     if config.compiled:
-        compile_backbones(model)
+        model.compile()
     result = bench_reward(model, frames=config.frames, dtype=config.dtype, checkpointing=config.checkpointing,
                           iterations=iterations, compiled=config.compiled, flops=tuple(flops), passes=config.passes)
     return {

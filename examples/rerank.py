@@ -1,5 +1,6 @@
 """Best-of-N reranking: generate N videos per prompt with a diffusers text-to-video model, score them
-with a video reward, keep the best, and save everything (mp4s, JSON/CSV table, contact sheets).
+with a video reward, keep the best, and save everything (mp4s, JSON/CSV table, contact sheets, and
+an ``index.html`` results page to watch and compare them in a browser).
 
 Real model (downloads Wan2.1-T2V-1.3B and the reward weights on first use; a GPU is advised):
 
@@ -34,8 +35,9 @@ DEFAULT_REWARD = "aigc-vqa"
 TINY_REWARD_SEED = 0
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(description: str = __doc__.split("\n\n")[0]) -> argparse.ArgumentParser:
+    """The generation and reward flags (examples/search.py adds its own to them)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompt", action="append", default=[], help="a prompt (repeat for several)")
     parser.add_argument("--prompts-file", type=Path, help="a text file with one prompt per line (# comments skipped)")
     parser.add_argument("--n", type=int, default=4, help="candidates per prompt (default 4)")
@@ -63,6 +65,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="early pruning: stop candidates whose preview is below the k-th best so far (default 1)")
     parser.add_argument("--tiny", action="store_true", help="tiny random pipeline and reward, offline, in seconds")
     parser.add_argument("--tiny-family", default="wan", choices=TINY_FAMILIES, help="pipeline family for --tiny (default wan)")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    parser = parser or build_parser()
     args = parser.parse_args(argv)
     if args.prompts_file is not None:
         lines = args.prompts_file.read_text().splitlines()
@@ -89,7 +96,7 @@ def load_pipeline(args: argparse.Namespace):
     from diffusers import DiffusionPipeline
 
     try:
-        pipe = DiffusionPipeline.from_pretrained(args.model, torch_dtype=getattr(torch, args.dtype))
+        pipe = DiffusionPipeline.from_pretrained(args.model, dtype=getattr(torch, args.dtype))
     except (OSError, ValueError) as error:
         reason = str(error).strip().splitlines()[0].split(" Please check out the root cause")[0].rstrip(".")  # no trace shown
         raise SetupError(
@@ -132,7 +139,8 @@ def print_ranking(result: BestOfNResult, prompts: list[str], top_k: int) -> None
     for i, prompt in enumerate(prompts):
         print(f"\nprompt {i}: {prompt!r}")
         rows = [[str(c.rank), str(c.seed), f"{c.score:.4f}", *(f"{c.components[k]:.4f}" for k in components),
-                 str(c.file) if c.finished else f"(stopped after step {c.pruned_at_step}; preview score)"]
+                 str(c.file) if c.finished else f"(stopped after step {c.pruned_at_step}; preview score)"
+                 if c.pruned_at_step is not None else f"({c.error})"]
                 for c in result.for_prompt(i)[:top_k]]
         widths = [max(len(row[col]) for row in [header, *rows]) for col in range(len(header))]
         for row in [header, *rows]:
@@ -140,6 +148,7 @@ def print_ranking(result: BestOfNResult, prompts: list[str], top_k: int) -> None
     print(f"\n{len(result.candidates)} candidates ({result.generated} generated now) in {result.out_dir}/videos")
     print(f"table: {result.table_csv} and {result.table_json}")
     print("contact sheets: " + ", ".join(str(path) for path in result.contact_sheets))
+    print(f"results page (open in a browser): {result.gallery}")
     if result.pruning is not None:
         report = result.pruning
         print(f"early pruning stopped {report.pruned} of {report.checked} candidates: {report.steps_run + report.preview_calls} "

@@ -25,7 +25,7 @@ from integrations.diffusers.adapters import PromptEmbeddings
 from integrations.finetune.frames import parse_frames
 from integrations.finetune.log_prob import ddim_step_with_log_prob
 from integrations.finetune.lora import add_lora, lora_removed, make_lora_config, read_lora_file, save_lora, set_lora_state
-from integrations.finetune.sampling import DDIMPolicy, denoise, policy_for
+from integrations.finetune.sampling import DDIMPolicy, ddpo_scheduler, denoise
 from reward.base import VideoReward
 from reward.mixture import resolve_reward
 
@@ -144,8 +144,8 @@ def _pipeline_class() -> type:
     class DDPOTextToVideoPipeline(DDPOStableDiffusionPipeline):
         """``TextToVideoSDPipeline`` behind trl's DDPO/AlignProp pipeline interface.
 
-        trl never passes a frame count or size, so they are fixed here. The scheduler becomes DDIM
-        with ``steps_offset=1`` (a step ending at t=0 has no log-prob). ``use_lora`` trains a LoRA
+        trl never passes a frame count or size, so they are fixed here. The scheduler becomes
+        ``ddpo_scheduler``'s DDIM (no step ending at t=0 or alpha=1, which have no log-prob). ``use_lora`` trains a LoRA
         on the UNet (``lora_rank``/``lora_alpha``); otherwise the whole UNet.
         """
 
@@ -168,7 +168,7 @@ def _pipeline_class() -> type:
                 )
             self.sd_pipeline = pipeline
             self.adapter = adapter_for(pipeline)
-            policy_for(self.adapter)  # DDIM with steps_offset >= 1: every step has a log-prob
+            pipeline.scheduler = ddpo_scheduler(pipeline.scheduler)[0]  # every DDIM step has a log-prob
             default_size = pipeline.unet.config.sample_size * pipeline.vae_scale_factor
             self.num_frames, self.height, self.width = num_frames, height or default_size, width or default_size
             self.use_lora = use_lora

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from . import checkpoints
+from .hub import DEFAULT_LICENSE
 from .output import RewardOutput
 from .precision import backbone_modules, parse_dtype, store_weights
 from .validation import check_prompts, check_videos
@@ -50,6 +52,8 @@ class VideoReward(nn.Module, abc.ABC):
         self.compute_dtype: torch.dtype | None = None
         self.weights_dtype: torch.dtype | None = None
         self.gradient_checkpointing = False
+        #: backbone -> "compiled" or "eager (<why>)" after :meth:`compile`; empty when not compiled
+        self.compile_status: dict[str, str] = {}
 
     # -- inputs ---------------------------------------------------------------------------
     @property
@@ -58,14 +62,21 @@ class VideoReward(nn.Module, abc.ABC):
             return tensor.device
         return torch.device("cpu")
 
+    def _tensor_device(self) -> torch.device | None:
+        """Where the parameters (or buffers) live; None for a reward without any, which runs where its input is."""
+        return next((tensor.device for tensor in itertools.chain(self.parameters(), self.buffers())), None)
+
     def forward(
         self, videos: torch.Tensor, prompts: Sequence[str] | str | None = None, **kwargs: Any
     ) -> RewardOutput:
-        """Score ``videos`` [B, T, 3, H, W] (floats in [0, 1]) against ``prompts`` (one per video)."""
+        """Score ``videos`` [B, T, 3, H, W] (floats in [0, 1]) against ``prompts`` (one per video).
+
+        A reward that does not read prompts (``requires_prompts = False``) ignores them unchecked."""
         videos = check_videos(videos)
-        prompts = check_prompts(prompts, videos.shape[0], required=self.requires_prompts)
-        if videos.device != self.device:
-            videos = videos.to(self.device)
+        prompts = check_prompts(prompts, videos.shape[0]) if self.requires_prompts else None
+        home = self._tensor_device()
+        if home is not None and videos.device != home:
+            videos = videos.to(home)
         return self._forward(videos.float() if videos.dtype != torch.float64 else videos, prompts, **kwargs)
 
     @abc.abstractmethod
@@ -117,6 +128,37 @@ class VideoReward(nn.Module, abc.ABC):
                 module.gradient_checkpointing = enabled
         return self
 
+    # -- compilation --------------------------------------------------------------------------
+    def compile_targets(self) -> dict[str, tuple[nn.Module, str]]:
+        """The backbone calls :meth:`compile` wraps: ``name -> (module, method name)``. Subclasses list theirs."""
+        return {}
+
+    def compile(
+        self,
+        *,
+        backend: str | Callable[..., Any] = "inductor",
+        mode: str | None = None,
+        dynamic: bool | None = None,
+        fullgraph: bool = False,
+        options: dict[str, Any] | None = None,
+    ) -> "VideoReward":
+        """``torch.compile`` every backbone (:meth:`compile_targets`) with these options; returns ``self``.
+
+        Not applied by default. A backbone whose compilation fails, when wrapping or at a later
+        call, runs eagerly from then on, with one warning per reward; ``compile_status`` tells
+        which are compiled. State-dict keys and saved checkpoints are unchanged (see reward.compile).
+        """
+        from .compile import CompileSession, compile_method
+
+        session = CompileSession(self.architecture or type(self).__name__)
+        for label, (owner, method) in self.compile_targets().items():
+            compile_method(
+                owner, method, label=label, session=session,
+                backend=backend, mode=mode, dynamic=dynamic, fullgraph=fullgraph, options=options,
+            )
+        self.compile_status = session.status
+        return self
+
     # -- native format ----------------------------------------------------------------------
     def config_dict(self) -> dict[str, Any]:
         """The JSON-serialisable config this model was built from."""
@@ -137,6 +179,27 @@ class VideoReward(nn.Module, abc.ABC):
         checkpoints.atomic_write_text(directory / CONFIG_NAME, json.dumps(payload, indent=2, sort_keys=True))
         return directory
 
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        run: str | Path | None = None,
+        preset: str | None = None,
+        license: str = DEFAULT_LICENSE,
+        private: bool | None = None,
+        token: str | None = None,
+        commit_message: str | None = None,
+    ) -> str:
+        """Upload the native folder with a model card to hub repo ``repo_id`` (created if needed); returns the commit URL.
+
+        ``run``: the training run (or its ``best/``) this model comes from, whose recipe, data and test
+        metrics go into the card. ``reward.load(preset, weights=repo_id)`` reads the upload back.
+        """
+        from .hub import push_reward
+
+        return push_reward(self, repo_id, run=run, preset=preset, license=license, private=private, token=token,
+                           commit_message=commit_message)
+
     @classmethod
     def from_config(cls, config: Any) -> "VideoReward":
         """Build with random weights from a config dataclass or a plain dict."""
@@ -156,7 +219,7 @@ class VideoReward(nn.Module, abc.ABC):
         from .weights import resolve_pretrained_dir
 
         directory = resolve_pretrained_dir(source)
-        payload = json.loads((directory / CONFIG_NAME).read_text())
+        payload = read_native_config(directory)
         architecture = payload.get("architecture")
         model_cls = ARCHITECTURES.get(architecture)
         if model_cls is None:
@@ -177,6 +240,18 @@ class VideoReward(nn.Module, abc.ABC):
         state = checkpoints.load_safetensors(directory / WEIGHTS_NAME)
         checkpoints.load_state_dict_strict(model, state, source=str(directory / WEIGHTS_NAME))
         return place(model, device=device, dtype=dtype)
+
+
+def read_native_config(directory: Path) -> dict[str, Any]:
+    """The ``config.json`` of a native folder: ``architecture``, ``format_version`` and the model ``config``."""
+    path = Path(directory) / CONFIG_NAME
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise checkpoints.CheckpointError(f"{path} is not a readable JSON config ({error}); re-save or re-download it.") from error
+    if not isinstance(payload, dict):
+        raise checkpoints.CheckpointError(f"{path} holds {type(payload).__name__}, not a save_pretrained() config.")
+    return payload
 
 
 def place(model: VideoReward, *, device: torch.device | str | None, dtype: torch.dtype | str | None) -> VideoReward:

@@ -272,26 +272,6 @@ def bench_reward(
                        backward_flops if "forward_backward" in passes else None)
 
 
-# -- compiled backbones ------------------------------------------------------------------------------------
-def compile_backbones(model: VideoReward) -> VideoReward:
-    """``model`` with compiled backbones, in place: the reward's own ``compile()`` where it defines one (#12, item 2),
-    else ``torch.compile`` (``nn.Module.compile``) on each backbone the forward calls (BLIP: each layer; PCQA's
-    prompt encoder is skipped, its embeddings are cached)."""
-    from .blocks.blip import BlipEncoders
-    from .pcqa.text import HybridPromptEncoder
-    from .precision import backbone_modules
-
-    if type(model).compile is not nn.Module.compile:
-        return model.compile() or model
-    for backbone in backbone_modules(model):
-        if isinstance(backbone, BlipEncoders):
-            for layer in (*backbone.vision_layers, *backbone.text_layers):
-                layer.compile()
-        elif not isinstance(backbone, HybridPromptEncoder):
-            backbone.compile()
-    return model
-
-
 # -- every configuration of one reward ---------------------------------------------------------------------
 def bench_configurations(
     load_model: Callable[[], VideoReward],
@@ -320,7 +300,7 @@ def bench_configurations(
             inputs = BenchInputs.random(model.device, batch_size=batch_size, frames=frames, size=size, prompt=prompt)
             flops = {ckpt: reward_flops(model, inputs, checkpointing=ckpt, passes=passes) for ckpt in checkpointing}
         if mode == "compiled":
-            compile_backbones(model)
+            model.compile()
         results += [
             bench_reward(model, dtype=dtype, checkpointing=ckpt, iterations=iterations, compiled=mode == "compiled",
                          flops=flops.get(ckpt), passes=passes, **sizes)

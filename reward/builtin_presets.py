@@ -18,6 +18,8 @@ class BuiltinPreset:
     higher_is_better: bool = True
     score_range: tuple[float, float] | None = None
     tags: tuple[str, ...] = ()
+    #: what ``save_pretrained`` writes as ``architecture``: ``reward.load(name, weights=folder)`` refuses others
+    architecture: str | None = None
 
 
 _AIGC_VQA = "reward.aigcvqa.presets"
@@ -42,6 +44,7 @@ BUILTIN_PRESETS: dict[str, BuiltinPreset] = {
         "'/path/ImageReward.pt'} (paths, hub ids or URLs), a folder written by save_pretrained() or `aigc-reward "
         "convert`, or pretrained=False for random weights.",
         tags=("video-quality", "alignment", "aigc"),
+        architecture="aigc-vqa",
     ),
     "aigc-vqa-tiny": BuiltinPreset(
         _AIGC_VQA,
@@ -49,6 +52,7 @@ BUILTIN_PRESETS: dict[str, BuiltinPreset] = {
         ("technical", "aesthetic", "alignment"),
         "none published: random weights (pretrained=False), or a native folder of this size",
         tags=("video-quality", "alignment", "aigc", "tiny"),
+        architecture="aigc-vqa",
     ),
     "brightness": BuiltinPreset(
         _SIMPLE,
@@ -57,6 +61,7 @@ BUILTIN_PRESETS: dict[str, BuiltinPreset] = {
         "none: closed form",
         score_range=(0.0, 1.0),
         tags=("simple",),
+        architecture="statistic",
     ),
     "colorfulness": BuiltinPreset(
         _SIMPLE,
@@ -65,6 +70,7 @@ BUILTIN_PRESETS: dict[str, BuiltinPreset] = {
         "none: closed form",
         score_range=(0.0, 200.0),
         tags=("simple",),
+        architecture="statistic",
     ),
     "dover": BuiltinPreset(
         _DOVER,
@@ -76,6 +82,7 @@ BUILTIN_PRESETS: dict[str, BuiltinPreset] = {
         "weights='/path/to/DOVER.pth' (a hub id or URL works too), or pass pretrained=False for random weights.",
         score_range=(0.0, 1.0),
         tags=("video-quality", "no-prompt"),
+        architecture="dover",
     ),
     "dover-tiny": BuiltinPreset(
         _DOVER,
@@ -84,6 +91,7 @@ BUILTIN_PRESETS: dict[str, BuiltinPreset] = {
         "none published: random weights (pretrained=False) or a DOVER.pth-layout file of the tiny size",
         score_range=(0.0, 1.0),
         tags=("video-quality", "no-prompt", "tiny"),
+        architecture="dover",
     ),
     "imagereward": BuiltinPreset(
         _IMAGEREWARD,
@@ -91,6 +99,7 @@ BUILTIN_PRESETS: dict[str, BuiltinPreset] = {
         ("imagereward",),
         "hub THUDM/ImageReward (ImageReward.pt + med_config.json); tokenizer: hub bert-base-uncased",
         tags=("alignment", "image"),
+        architecture="imagereward",
     ),
     "imagereward-tiny": BuiltinPreset(
         _IMAGEREWARD,
@@ -98,6 +107,7 @@ BUILTIN_PRESETS: dict[str, BuiltinPreset] = {
         ("imagereward",),
         "none: random weights (pretrained=False)",
         tags=("alignment", "image", "tiny"),
+        architecture="imagereward",
     ),
     "pcqa-convnext-s": BuiltinPreset(
         _PCQA,
@@ -105,6 +115,7 @@ BUILTIN_PRESETS: dict[str, BuiltinPreset] = {
         ("quality",),
         _PCQA_SOURCES.format("convnext_small.in12k_ft_in1k"),
         tags=_PCQA_TAGS,
+        architecture="pcqa",
     ),
     "pcqa-efficientvit-l": BuiltinPreset(
         _PCQA,
@@ -112,6 +123,7 @@ BUILTIN_PRESETS: dict[str, BuiltinPreset] = {
         ("quality",),
         _PCQA_SOURCES.format("efficientvit_l2.r224_in1k"),
         tags=_PCQA_TAGS,
+        architecture="pcqa",
     ),
     "pcqa-ensemble": BuiltinPreset(
         _PCQA,
@@ -121,6 +133,7 @@ BUILTIN_PRESETS: dict[str, BuiltinPreset] = {
             "convnext_small.in12k_ft_in1k, efficientvit_l2.r224_in1k, eva02_base_patch14_448.mim_in22k_ft_in22k_in1k"
         ),
         tags=(*_PCQA_TAGS, "ensemble"),
+        architecture="pcqa-ensemble",
     ),
     "pcqa-eva02-b": BuiltinPreset(
         _PCQA,
@@ -128,6 +141,7 @@ BUILTIN_PRESETS: dict[str, BuiltinPreset] = {
         ("quality",),
         _PCQA_SOURCES.format("eva02_base_patch14_448.mim_in22k_ft_in22k_in1k"),
         tags=_PCQA_TAGS,
+        architecture="pcqa",
     ),
     "pcqa-tiny": BuiltinPreset(
         _PCQA,
@@ -135,5 +149,6 @@ BUILTIN_PRESETS: dict[str, BuiltinPreset] = {
         ("quality",),
         "none: random (pretrained=False)",
         tags=(*_PCQA_TAGS, "tiny"),
+        architecture="pcqa",
     ),
 }

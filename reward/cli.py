@@ -17,6 +17,8 @@ CONVERT_SIZES = ("paper", "small", "tiny")
 #: Rows of the per-video table printed when the results also go to a file.
 ROWS_SHOWN_WITH_FILE = 20
 DEFAULT_REWARD = "aigc-vqa"
+#: Seed of ``--random-weights`` (``--seed`` changes it): the same weights in every run and in every process.
+RANDOM_WEIGHTS_SEED = 0
 
 
 def _model_arguments(parser: argparse.ArgumentParser, *, dtype: bool = True) -> None:
@@ -29,9 +31,17 @@ def _model_arguments(parser: argparse.ArgumentParser, *, dtype: bool = True) -> 
         "repeat as KEY=SOURCE for rewards built from several files (e.g. dover=DOVER.pth imagereward=ImageReward.pt)",
     )
     parser.add_argument("--random-weights", action="store_true", help="build the reward with random weights (tests, demos)")
+    parser.add_argument(
+        "--seed", type=int, help=f"seed of the --random-weights initialisation (default {RANDOM_WEIGHTS_SEED}): the same "
+        "weights in every run and in every process of `accelerate launch`",
+    )
     parser.add_argument("--device", help="torch device (default: the process's accelerate device: cuda if available, else cpu)")
     if dtype:
         parser.add_argument("--dtype", choices=sorted(DTYPES), help="backbone autocast dtype, e.g. bf16 (heads stay fp32)")
+    parser.add_argument(
+        "--compile", action="store_true",
+        help="torch.compile the backbones (the first batches compile, for minutes on a CPU; falls back to eager on failure)",
+    )
 
 
 def _default_device(args: argparse.Namespace) -> str:
@@ -60,8 +70,18 @@ def weights_argument(values: Sequence[str] | None) -> str | dict[str, str] | Non
 
 
 def _load_model(args: argparse.Namespace, device: object):
+    """The reward; ``--random-weights`` are drawn from a fixed seed on the CPU, whatever came before."""
+    import torch
+
     weights = weights_argument(args.weights)
-    return load(args.reward, weights, pretrained=not args.random_weights, device=device, dtype=getattr(args, "dtype", None))
+    dtype = getattr(args, "dtype", None)
+    if not args.random_weights:
+        if args.seed is not None:
+            raise ScoringInputError("--seed sets the --random-weights initialisation: pass --random-weights too.")
+        return load(args.reward, weights, device=device, dtype=dtype, compile=args.compile)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_WEIGHTS_SEED if args.seed is None else args.seed)
+        return load(args.reward, weights, pretrained=False, device=device, dtype=dtype, compile=args.compile)
 
 
 def _score_parser(commands: argparse._SubParsersAction) -> None:
@@ -83,6 +103,7 @@ def _score_parser(commands: argparse._SubParsersAction) -> None:
     score.add_argument("--out", help="append results to this JSONL file (one line per video, every component)")
     score.add_argument("--csv", help="append results to this CSV file")
     score.add_argument("--resume", action="store_true", help="skip videos whose id is already in --out/--csv")
+    score.add_argument("--html", help="also write a results page to watch and compare the videos (e.g. report.html)")
     score.add_argument("--json", action="store_true", help="print results and summary as JSON instead of tables")
     score.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     score.set_defaults(run=_run_score)
@@ -93,7 +114,8 @@ def _explain_parser(commands: argparse._SubParsersAction) -> None:
         "explain",
         help="draw where and when a video's quality drops (PNG + mp4)",
         description="Write NAME.png (key frames with the technical map drawn on the fragments it scored and the "
-        "aesthetic map over the frame, per-frame curves, prompt and scores) and NAME.mp4 (every shown frame).",
+        "aesthetic map over the frame, per-frame curves, prompt and scores), NAME.mp4 (every shown frame) and "
+        "NAME.html (a page showing both).",
     )
     explain.add_argument("video", metavar="VIDEO", help="a video file or frame folder")
     explain.add_argument("--prompt", help="the prompt the video was generated from (needed by prompt-conditioned rewards)")
@@ -200,6 +222,8 @@ def _run_score(args: argparse.Namespace) -> int:
     )
     if run is None:
         return 0
+    if args.html:
+        _write_score_page(args, run.records)
     if args.json:
         print(json.dumps({"reward": args.reward, "results": run.records, "summary": run.summary.as_dict()}, indent=2))
     else:
@@ -211,6 +235,17 @@ def _run_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_score_page(args: argparse.Namespace, records: list) -> None:
+    from .gallery import write_gallery
+    from .scoring.report import gallery_rows
+
+    settings = {"reward": args.reward, "weights": args.weights or ("random" if args.random_weights else "default"),
+                "dtype": args.dtype or "fp32", "videos": len(records), "results": args.out or args.csv or ""}
+    pages = write_gallery(gallery_rows(records), args.html, settings=settings, title=f"aigc-reward score: {args.reward}",
+                          higher_is_better=reward_spec(args.reward).higher_is_better, progress=not args.no_progress)
+    print(f"results page: {pages[0]}" + (f" (+ {len(pages) - 1} more pages)" if len(pages) > 1 else ""), file=sys.stderr)
+
+
 def _run_explain(args: argparse.Namespace) -> int:
     from .explain import explain_video
     from .video.io import read_video
@@ -220,10 +255,11 @@ def _run_explain(args: argparse.Namespace) -> int:
     model = _load_model(args, _default_device(args))
     result = explain_video(model, video, args.prompt, args.out, name=args.name, reward_name=args.reward, fps=args.fps)
     if args.json:
-        print(json.dumps({"png": str(result.png), "mp4": str(result.mp4), "scores": result.scores}, indent=2))
+        files = {"png": str(result.png), "mp4": str(result.mp4), "html": str(result.html)}
+        print(json.dumps({**files, "scores": result.scores}, indent=2))
     else:
         print("  ".join(f"{name} {value:.4f}" for name, value in result.scores.items()))
-        print(f"wrote {result.png} and {result.mp4}")
+        print(f"wrote {result.png}, {result.mp4} and {result.html} (open it in a browser)")
     return 0
 
 
@@ -253,6 +289,7 @@ def _run_list(args: argparse.Namespace) -> int:
                 "higher_is_better": s.higher_is_better,
                 "score_range": list(s.score_range) if s.score_range else None,
                 "tags": list(s.tags),
+                "architecture": s.architecture,
             }
             for s in specs
         ], indent=2))

@@ -43,7 +43,7 @@ class MixtureConfig:
 
 @register_architecture
 class RewardMixture(VideoReward):
-    """Score = weighted sum of member rewards; prompts are required when any member needs them."""
+    """Score = weighted sum of member rewards; prompts are checked (and required) only when a member reads them."""
 
     architecture = "reward-mixture"
     config_class = MixtureConfig
@@ -72,6 +72,14 @@ class RewardMixture(VideoReward):
         for member in self.rewards.values():
             member.set_compute_dtype(dtype)
         return self
+
+    def compile_targets(self) -> dict[str, tuple[nn.Module, str]]:
+        """The backbones of every member, named ``<member>/<backbone>``."""
+        return {
+            f"{name}/{label}": target
+            for name, member in self.rewards.items()
+            for label, target in member.compile_targets().items()
+        }
 
     def _forward(self, videos: torch.Tensor, prompts: list[str] | None, **kwargs: Any) -> RewardOutput:
         total = videos.new_zeros(videos.shape[0])

@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .base import CONFIG_NAME, VideoReward, place
+from .base import VideoReward, place, read_native_config
 from .builtin_presets import BUILTIN_PRESETS
+from .errors import CheckpointError
 from .precision import parse_dtype
+from .weights import native_folder
 
 #: Modules that register the built-in presets and architectures when imported; which preset lives in
 #: which module is in reward.builtin_presets.BUILTIN_PRESETS, so a module is imported when first needed.
@@ -38,6 +40,8 @@ class RewardSpec:
     higher_is_better: bool = True
     score_range: tuple[float, float] | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    #: the ``architecture`` its models save; ``load(name, weights=folder)`` refuses a folder of another (None: any)
+    architecture: str | None = None
 
 
 _REWARDS: dict[str, RewardSpec] = {}
@@ -52,12 +56,16 @@ def register_reward(
     higher_is_better: bool = True,
     score_range: tuple[float, float] | None = None,
     tags: tuple[str, ...] = (),
+    architecture: str | None = None,
 ) -> Callable[[Callable[..., VideoReward]], Callable[..., VideoReward]]:
-    """Decorator registering ``builder(weights=None, pretrained=True, **overrides) -> VideoReward``."""
+    """Decorator registering ``builder(weights=None, pretrained=True, **overrides) -> VideoReward``.
+
+    ``architecture`` (the ``VideoReward.architecture`` the builder returns) makes ``load(name, weights=folder)``
+    refuse a native folder holding another architecture."""
 
     def decorate(builder: Callable[..., VideoReward]) -> Callable[..., VideoReward]:
         _REWARDS[name] = RewardSpec(
-            name, builder, description, components, weight_sources, higher_is_better, score_range, tags
+            name, builder, description, components, weight_sources, higher_is_better, score_range, tags, architecture
         )
         return builder
 
@@ -120,14 +128,17 @@ def load(
     device: torch.device | str | None = None,
     dtype: torch.dtype | str | None = None,
     weights_dtype: torch.dtype | str | None = None,
+    compile: bool | Mapping[str, Any] = False,
     **overrides: Any,
 ) -> VideoReward:
     """Build the reward ``name`` in eval mode.
 
-    ``weights``: a native folder written by ``save_pretrained`` (any reward), or what the
-    reward's own converter accepts (e.g. ``DOVER.pth``), as a path, hub id or URL.
-    ``pretrained=False`` builds random weights; ``dtype`` sets the backbone autocast dtype;
-    ``weights_dtype`` (bf16/fp16) stores the frozen backbones' weights in that dtype (they then compute in it).
+    ``weights``: a native folder written by ``save_pretrained`` or ``push_to_hub`` (a local path or a hub
+    id ``owner/repo``) holding this reward's architecture, or what the reward's own converter accepts
+    (e.g. ``DOVER.pth``), as a path, hub id or URL. ``pretrained=False`` builds random weights;
+    ``dtype`` sets the backbone autocast dtype; ``weights_dtype`` (bf16/fp16) stores the frozen backbones'
+    weights in that dtype (they then compute in it); ``compile=True`` (or a dict of
+    ``VideoReward.compile`` options) compiles the backbones.
     """
     spec = _registered_spec(name)
     weights_dtype = parse_dtype(weights_dtype)
@@ -136,16 +147,30 @@ def load(
             f"weights_dtype={weights_dtype} stores the backbones in that dtype, so they compute in it: leave dtype unset "
             f"or pass dtype={weights_dtype}."
         )
-    if weights is not None and not isinstance(weights, dict) and _is_native_folder(weights):
+    folder = native_folder(weights) if weights is not None and not isinstance(weights, dict) else None
+    if folder is not None:
         if overrides:
             raise ValueError(f"overrides {sorted(overrides)} cannot change a saved model; edit its config.json instead")
-        model = VideoReward.from_pretrained(weights)
+        _check_architecture(spec, folder)
+        model = VideoReward.from_pretrained(folder)
     else:
         model = spec.builder(weights=weights, pretrained=pretrained, **overrides)
     model = place(model, device=device, dtype=dtype)
-    return model if weights_dtype is None else model.store_backbone_weights(weights_dtype)
+    if weights_dtype is not None:
+        model = model.store_backbone_weights(weights_dtype)
+    if compile:
+        model.compile(**(dict(compile) if isinstance(compile, Mapping) else {}))
+    return model
 
 
-def _is_native_folder(weights: Any) -> bool:
-    path = Path(str(weights)).expanduser()
-    return path.is_dir() and (path / CONFIG_NAME).is_file()
+def _check_architecture(spec: RewardSpec, folder: Path) -> None:
+    """Asking ``load`` for one reward must not return another: the folder's architecture must be the preset's."""
+    saved = read_native_config(folder).get("architecture")
+    if spec.architecture is None or saved == spec.architecture:
+        return
+    presets = [name for name in list_rewards() if reward_spec(name).architecture == saved]
+    raise CheckpointError(
+        f"{folder} holds a {saved!r} model, but reward.load({spec.name!r}) builds {spec.architecture!r} models. "
+        + (f"Load it as one of {presets}, or with " if presets else "Load it with ")
+        + "reward.VideoReward.from_pretrained(folder), which loads any native folder."
+    )

@@ -13,6 +13,10 @@ import torch
 from .base import VideoReward, register_architecture
 from .output import RewardOutput
 from .registry import register_builtin_reward
+from .transfer import device_constant
+
+#: Rec. 601 luma weights of R, G and B.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 @dataclass
@@ -32,7 +36,7 @@ def colorfulness(videos: torch.Tensor) -> torch.Tensor:
 
 def brightness(videos: torch.Tensor) -> torch.Tensor:
     """Mean Rec. 601 luma in [0, 1] per video."""
-    weights = videos.new_tensor([0.299, 0.587, 0.114]).view(1, 1, 3, 1, 1)
+    weights = device_constant(LUMA_WEIGHTS, videos.device, videos.dtype).view(1, 1, 3, 1, 1)
     return (videos * weights).sum(dim=2).mean(dim=(1, 2, 3))
 
 

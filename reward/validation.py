@@ -1,6 +1,7 @@
 """Checks on reward inputs: every bad input gets an error naming the problem and the fix."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -9,6 +10,8 @@ from .errors import RewardInputError
 
 #: Values this far outside [0, 1] are rounding noise from a VAE decode, not a wrong range.
 RANGE_TOLERANCE = 1e-2
+#: What a device-side value assertion adds to its message: how to see the exact problem.
+VIDEO_VALUES_HINT = "reward.validation.check_video_values(videos) on this batch names the values and the fix."
 
 
 def check_videos(videos: torch.Tensor) -> torch.Tensor:
@@ -46,14 +49,26 @@ def check_videos(videos: torch.Tensor) -> torch.Tensor:
         )
     if shape[3] < 2 or shape[4] < 2:
         raise RewardInputError(f"frames must be at least 2x2 pixels, got {shape[3]}x{shape[4]}.")
+    if videos.device.type == "cpu":
+        check_video_values(videos)
+    else:
+        assert_video_values(videos)
+    return videos
+
+
+def check_video_values(videos: torch.Tensor) -> None:
+    """Raise a ``RewardInputError`` naming the fix when ``videos`` hold NaN/Inf or values outside [0, 1].
+
+    Reads the values back to the host: free on the CPU, a stall on an accelerator (call it on a
+    GPU batch only to learn why :func:`assert_video_values` tripped).
+    """
     with torch.no_grad():
-        finite = torch.isfinite(videos)
-        if not bool(finite.all()):
-            bad = (~finite).nonzero()[0].tolist()
+        low, high = (float(value) for value in torch.aminmax(videos.detach()))
+        if not (math.isfinite(low) and math.isfinite(high)):
+            bad = (~torch.isfinite(videos)).nonzero()[0].tolist()
             raise RewardInputError(
                 f"videos contain NaN or Inf (first at index {bad}); check the decoder output or clamp it."
             )
-        low, high = float(videos.min()), float(videos.max())
     if high > 1 + RANGE_TOLERANCE:
         raise RewardInputError(
             f"videos must be in [0, 1], got max {high:.3g}; 0-255 values need videos / 255."
@@ -62,21 +77,47 @@ def check_videos(videos: torch.Tensor) -> torch.Tensor:
         raise RewardInputError(
             f"videos must be in [0, 1], got min {low:.3g}; [-1, 1] values need (videos + 1) / 2."
         )
-    return videos
 
 
-def check_prompts(prompts: Sequence[str] | str | None, batch_size: int, *, required: bool) -> list[str] | None:
-    """Validate prompts against the batch: one non-empty string per video.
+def assert_video_values(videos: torch.Tensor) -> None:
+    """The checks of :func:`check_video_values` as device-side assertions: nothing waits for them.
+
+    A failing batch stops the process at the device's next synchronisation with a device-side
+    assertion carrying ``VIDEO_VALUES_MESSAGE``; rerun that batch through ``check_video_values``
+    (or on the CPU) for the exact problem and its fix.
+    """
+    with torch.no_grad():
+        low, high = torch.aminmax(videos.detach())
+        torch._assert_async(torch.isfinite(low) & torch.isfinite(high), "videos contain NaN or Inf. " + VIDEO_VALUES_HINT)
+        torch._assert_async(
+            (low >= -RANGE_TOLERANCE) & (high <= 1 + RANGE_TOLERANCE), "videos must be in [0, 1]. " + VIDEO_VALUES_HINT
+        )
+
+
+def require(condition: torch.Tensor, message: str) -> None:
+    """Raise ``RewardInputError(message)`` unless every element of ``condition`` is true.
+
+    On the CPU the check is immediate; on an accelerator it is a device-side assertion, so the host
+    never waits for the value.
+    """
+    if condition.device.type == "cpu":
+        if not bool(condition.all()):
+            raise RewardInputError(message)
+    else:
+        torch._assert_async(condition.all(), message)
+
+
+def check_prompts(prompts: Sequence[str] | str | None, batch_size: int) -> list[str]:
+    """Validate the prompts of a reward that reads them: one non-empty string per video.
 
     A single string is repeated for every video. Over-long prompts are not an error: each
-    reward truncates them to its text encoder's context (documented per reward).
+    reward truncates them to its text encoder's context (documented per reward). Rewards that do
+    not read prompts never call this, so they accept anything (e.g. "" from unconditional generation).
     """
     if prompts is None:
-        if required:
-            raise RewardInputError(
-                f"this reward is prompt-conditioned: pass prompts (a list of {batch_size} strings, or one string)."
-            )
-        return None
+        raise RewardInputError(
+            f"this reward is prompt-conditioned: pass prompts (a list of {batch_size} strings, or one string)."
+        )
     if isinstance(prompts, str):
         prompts = [prompts] * batch_size
     if not isinstance(prompts, Sequence):

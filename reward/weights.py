@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -27,6 +29,13 @@ def offline() -> bool:
 
 def is_url(source: str) -> bool:
     return urllib.parse.urlparse(str(source)).scheme in {"http", "https"}
+
+
+def is_hub_reference(source: str) -> bool:
+    """``owner/repo[/path]`` that is not a local path or a URL."""
+    text = str(source)
+    local = Path(text).expanduser().exists() or text.startswith((".", "/", "~"))
+    return not local and not is_url(text) and len(text.strip("/").split("/")) >= 2
 
 
 def _url_folder(url: str) -> Path:
@@ -78,8 +87,8 @@ def resolve_file(source: str | os.PathLike, *, filename: str | None = None, what
         return path / filename
     if is_url(text):
         return download_url(text)
-    parts = text.strip("/").split("/")
-    if len(parts) >= 2 and not path.exists() and not text.startswith((".", "/", "~")):
+    if is_hub_reference(text):
+        parts = text.strip("/").split("/")
         repo_id = "/".join(parts[:2])
         in_repo = "/".join(parts[2:]) or filename
         try:
@@ -95,7 +104,7 @@ def resolve_file(source: str | os.PathLike, *, filename: str | None = None, what
 
 
 def resolve_pretrained_dir(source: str | os.PathLike) -> Path:
-    """Resolve a native checkpoint folder (``config.json`` + ``model.safetensors``)."""
+    """Resolve a native checkpoint folder (``config.json`` + ``model.safetensors``): local, URL or hub id."""
     from .base import CONFIG_NAME, WEIGHTS_NAME
 
     text = str(source)
@@ -109,7 +118,31 @@ def resolve_pretrained_dir(source: str | os.PathLike) -> Path:
         folder = _url_folder(base)
         download_url(f"{base}/{WEIGHTS_NAME}", folder=folder)
         return download_url(f"{base}/{CONFIG_NAME}", folder=folder).parent
-    folder = resolve_file(text, filename=None, what="native checkpoint")
-    if not (folder / CONFIG_NAME).is_file():
-        raise WeightsNotFoundError(f"{text} has no {CONFIG_NAME}; is it a folder written by save_pretrained()?")
-    return folder
+    if not is_hub_reference(text):
+        raise WeightsNotFoundError(
+            f"native checkpoint not found at {text!r}: it is not a folder written by save_pretrained(), a URL or a hub repo id."
+        )
+    repo = text.strip("/")
+    config = resolve_file(f"{repo}/{CONFIG_NAME}", what="native checkpoint config")
+    resolve_file(f"{repo}/{WEIGHTS_NAME}", what="native checkpoint weights")  # lands beside it (same snapshot)
+    return config.parent
+
+
+def native_folder(source: Any) -> Path | None:
+    """The local folder of a native checkpoint at ``source`` (a folder, or a hub repo ``owner/repo`` whose
+    ``config.json`` was written by ``save_pretrained``), downloading it if needed; None if it is not one."""
+    from .base import CONFIG_NAME
+
+    text = str(source)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return path if (path / CONFIG_NAME).is_file() else None
+    if not is_hub_reference(text) or text.strip("/").count("/") != 1:  # owner/repo/file is a converter's file
+        return None
+    try:
+        payload = json.loads(resolve_file(f"{text.strip('/')}/{CONFIG_NAME}", what="native checkpoint config").read_text())
+    except (WeightsNotFoundError, ValueError):  # not on the hub, offline, or no JSON config: not a native folder
+        return None
+    if not (isinstance(payload, dict) and "architecture" in payload and "format_version" in payload):
+        return None
+    return resolve_pretrained_dir(text)

@@ -33,6 +33,25 @@ def golden_dir() -> Path:
     return path
 
 
+#: Runs the tests marked ``cuda`` on this device instead (e.g. ``cpu``, to debug their logic without a GPU).
+TEST_DEVICE_ENV = "AIGC_REWARD_TEST_DEVICE"
+
+
+def gpu_test_device() -> torch.device:
+    """The device of the tests marked ``cuda``: CUDA, unless $AIGC_REWARD_TEST_DEVICE names another."""
+    return torch.device(os.environ.get(TEST_DEVICE_ENV, "cuda"))
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked ``cuda`` skip on machines without a CUDA GPU (unless $AIGC_REWARD_TEST_DEVICE names another device)."""
+    if torch.cuda.is_available() or gpu_test_device().type != "cuda":
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; benchmarks/gpu_check.py runs these tests on one")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

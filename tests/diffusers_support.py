@@ -4,6 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+#: The tiny families that sample by flow matching (DDPO uses the flow SDE step on them).
+FLOW_FAMILIES = ("wan", "ltx", "mochi", "hunyuan-video")
+
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():

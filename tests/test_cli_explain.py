@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from PIL import Image
 from scoring_videos import write_mp4
@@ -26,6 +27,8 @@ def test_cli_scores_and_explains_an_mp4_with_dover_tiny(tmp_path, capsys):
     chart = 2 * CURVE_ROW_HEIGHT + 18
     assert Image.open(result["png"]).size == (4 * PANEL_WIDTH, CAPTION_HEIGHT + 2 * panel + chart)
     assert tuple(read_video(result["mp4"]).shape) == (6, 3, CAPTION_HEIGHT + panel + chart, 2 * PANEL_WIDTH)
+    page = Path(result["html"]).read_text()
+    assert 'src="explain.mp4"' in page and 'src="explain.png"' in page and "a test clip" in page
 
 
 def test_cli_explains_pcqa_frame_by_frame(tmp_path, capsys):

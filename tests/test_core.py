@@ -194,7 +194,7 @@ def test_builtin_preset_table_matches_the_registrations():
     registered = {
         name: BuiltinPreset(
             spec.builder.__module__, spec.description, spec.components, spec.weight_sources,
-            spec.higher_is_better, spec.score_range, spec.tags,
+            spec.higher_is_better, spec.score_range, spec.tags, spec.architecture,
         )
         for name, spec in _REWARDS.items()
         if spec.builder.__module__ in BUILTIN_PRESET_MODULES

@@ -348,9 +348,10 @@ def test_cogvideox_15_padding_and_dpm_scheduler_match_the_pipeline():
     assert torch.allclose(videos, expected, atol=1e-4)
 
 
-@pytest.mark.parametrize("family", ["animatediff", "cogvideox", "wan"])
+@pytest.mark.parametrize("family", ["animatediff", "cogvideox", "wan", "mochi"])
 def test_predict_clean_inverts_the_forward_noising(family):
-    """epsilon (AnimateDiff), v (CogVideoX) and flow (Wan) predictions of the true noise give x0 back."""
+    """epsilon (AnimateDiff), v (CogVideoX) and flow (Wan; Mochi's inverted sigmas and x0 - noise
+    prediction) predictions of the true noise give x0 back."""
     adapter = adapter_for(build_tiny_pipeline(family))
     size = {k: tiny_generation_kwargs(family)[k] for k in SIZE_KEYS}
     t = adapter.set_timesteps(4, **size)[1]
@@ -359,6 +360,9 @@ def test_predict_clean_inverts_the_forward_noising(family):
     if family == "wan":  # rectified flow: x_t = (1 - sigma) x0 + sigma noise, velocity noise - x0
         sigma = scheduler.sigmas[1]
         noisy, prediction = (1 - sigma) * clean + sigma * noise, noise - clean
+    elif family == "mochi":  # the release counts sigma from clean (1) to noise (0); the model predicts x0 - noise
+        sigma = scheduler.sigmas[1]
+        noisy, prediction = sigma * clean + (1 - sigma) * noise, clean - noise
     else:
         noisy = scheduler.add_noise(clean, noise, t[None])
         prediction = scheduler.get_velocity(clean, noise, t[None]) if family == "cogvideox" else noise

@@ -38,6 +38,8 @@ def test_tiny_rerank_writes_videos_table_and_contact_sheet(tmp_path):
     assert all(row["prompt"] == "a red fox in snow" for row in rows)
     assert (out / "results.json").is_file() and (out / "contact_sheet_p000.png").is_file()
     assert "rank" in completed.stdout and "contact sheets:" in completed.stdout
+    assert f"results page (open in a browser): {out / 'index.html'}" in completed.stdout
+    assert (out / "index.html").read_text().count("<li class=\"candidate") == 4
     best = min(rows, key=lambda row: int(row["rank"]))
     assert best["file"] in completed.stdout
 

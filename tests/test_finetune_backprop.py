@@ -1,4 +1,5 @@
-"""Reward backprop trainer on tiny offline pipelines: learning, LoRA round trips, exact resume, the guard."""
+"""Reward backprop trainer on tiny offline pipelines: learning (also on every flow-matching family), LoRA
+round trips, exact resume, the guard."""
 from __future__ import annotations
 
 import warnings
@@ -11,12 +12,13 @@ from integrations.finetune.backprop import BackpropConfig, RewardBackpropTrainer
 from integrations.finetune.guard import RewardHackingWarning
 from integrations.finetune.lora import load_lora
 from integrations.finetune.trainer import RewardFinetuner
-from tests.diffusers_support import one_thread  # noqa: F401  (autouse fixture)
+from tests.diffusers_support import FLOW_FAMILIES, one_thread  # noqa: F401  (autouse fixture)
 
 
 def _config(tmp_path, family: str = "text-to-video-sd", **overrides) -> BackpropConfig:
     size = tiny_generation_kwargs(family)
     size.setdefault("max_sequence_length", None)
+    size.pop("prompt_template", None)  # HunyuanVideo's adapter uses the pipeline's default template
     settings = dict(
         prompts=["a cat", "a dog"], **size, num_inference_steps=3, guidance_scale=1.0, reward="colorfulness",
         lora_rank=4, learning_rate=5e-2, weight_decay=0.0, batch_size=2, truncation_steps=2, max_steps=2,
@@ -40,6 +42,19 @@ def test_reward_backprop_raises_colorfulness_on_held_out_seeds(tmp_path):
     assert after > before + 3.0, (before, after)
     assert all(torch.isfinite(torch.tensor(h["grad_norm"])) for h in history[1:])
     assert (tmp_path / "run" / "checkpoints" / "step-000006").is_dir()
+
+
+@pytest.mark.parametrize("family", FLOW_FAMILIES)
+def test_reward_backprop_raises_colorfulness_on_every_flow_matching_family(tmp_path, family):
+    """One-frame videos, 8 samples a step, 8 steps: held-out colorfulness (2 prompts x 8 seeds) rises by
+    more than 1 on every flow-matching family (gains 1.7 to 8.9 over the tiny pipelines' seeds 0-3)."""
+    config = _config(
+        tmp_path, family, num_frames=1, batch_size=8, max_steps=8, eval_every=8, eval_seeds=list(range(100, 108)),
+        eval_prompts=["a red fox", "an owl"],
+    )
+    history = RewardBackpropTrainer(build_tiny_pipeline(family), config).train()
+    before, after = history[0]["eval/reward"], history[-1]["eval/reward"]
+    assert after > before + 1.0, (before, after)
 
 
 def test_flow_family_with_random_truncation_checkpointing_and_a_frame_prefix(tmp_path):

@@ -1,20 +1,24 @@
-"""Video DDPO trainer: ratio 1 before any update, flow-matching SDE policy, KL to the base model,
-async reward, exact resume, and learning a simple reward on held-out seeds."""
+"""Video DDPO trainer: one epoch on every supported family, ratio 1 before any update, flow-matching SDE
+policy, KL to the base model, async reward, exact resume, and learning a simple reward on held-out seeds."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from integrations.diffusers import build_tiny_pipeline, tiny_generation_kwargs
+import logging
+
+from integrations.diffusers import TINY_FAMILIES, build_tiny_pipeline, tiny_generation_kwargs
+from integrations.diffusers.adapters import adapter_for
 from integrations.finetune.ddpo import DDPOConfig, VideoDDPOTrainer
 from integrations.finetune.ppo import ppo_clipped_loss
 from integrations.finetune.sampling import DDIMPolicy, FlowSDEPolicy, StochasticPolicy
-from tests.diffusers_support import one_thread  # noqa: F401  (autouse fixture)
+from tests.diffusers_support import FLOW_FAMILIES, one_thread  # noqa: F401  (autouse fixture)
 
 
 def _config(tmp_path, family: str = "text-to-video-sd", **overrides) -> DDPOConfig:
     size = tiny_generation_kwargs(family)
     size.setdefault("max_sequence_length", None)
+    size.pop("prompt_template", None)  # HunyuanVideo's adapter uses the pipeline's default template
     settings = dict(
         prompts=["a cat", "a dog"], **size, num_inference_steps=3, guidance_scale=1.0, reward="colorfulness",
         lora_rank=4, learning_rate=3e-2, weight_decay=0.0, sample_batch_size=4, sample_batches_per_epoch=2,
@@ -43,6 +47,46 @@ def test_recomputed_log_probs_equal_the_sampling_ones_before_any_update(tmp_path
             recomputed = trainer.step_log_prob(samples, indices, step).log_prob
             ratio = ppo_clipped_loss(recomputed, samples.log_probs[indices, step], torch.ones(3), 0.2).ratio
             assert torch.allclose(ratio, torch.ones(3), atol=1e-4)
+
+
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_one_ddpo_epoch_trains_every_supported_family(tmp_path, family, caplog):
+    """CogVideoX ships a DDIM whose last step lands on alpha = 1 (no log-prob): the trainer fixes its own
+    sampling scheduler, says so once, and every family samples, scores and updates its LoRA."""
+    config = _config(tmp_path, family, num_inference_steps=2, sample_batch_size=2, sample_batches_per_epoch=1,
+                     train_batch_size=2)
+    with caplog.at_level(logging.WARNING, logger="integrations.finetune.ddpo"):
+        trainer = VideoDDPOTrainer(build_tiny_pipeline(family), config)
+    changed = [r.getMessage() for r in caplog.records if "changed the pipeline's scheduler" in r.getMessage()]
+    if family == "cogvideox":
+        assert len(changed) == 1 and "set_alpha_to_one: True -> False" in changed[0]
+        assert type(trainer.pipe.scheduler).__name__ == "CogVideoXDDIMScheduler"  # keeps its SNR-shifted schedule
+    else:
+        assert not changed  # the tiny UNet pipelines ship a fitting DDIM; flow schedulers always fit
+    before = _lora(trainer)
+    metrics = trainer.train()[-1]
+    assert all(torch.isfinite(torch.tensor(metrics[key])) for key in ("reward", "approx_kl", "loss", "grad_norm"))
+    assert metrics["grad_norm"] > 0
+    assert any(not torch.equal(before[k], v) for k, v in _lora(trainer).items())
+
+
+@pytest.mark.parametrize("family", FLOW_FAMILIES)
+def test_flow_sde_step_becomes_the_pipelines_own_step_as_its_noise_vanishes(family):
+    """Mochi's release scheduler counts sigmas from clean to noise and its model predicts x0 - noise; the
+    SDE policy reads both, so on every flow family its mean is the scheduler's own Euler step."""
+    adapter = adapter_for(build_tiny_pipeline(family))
+    size = {key: tiny_generation_kwargs(family)[key] for key in ("num_frames", "height", "width")}
+    embeds = adapter.encode_prompt(["a cat"], do_classifier_free_guidance=False, max_sequence_length=16)
+    policy = FlowSDEPolicy(noise_level=1e-6)
+    timesteps = adapter.set_timesteps(4, **size)
+    policy.prepare(adapter)
+    latents = adapter.prepare_latents(1, **size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for index, timestep in enumerate(timesteps):
+            output = adapter.denoiser_forward(latents, timestep, embeds)
+            mean = policy.step(adapter, output, index, latents, generator=torch.Generator().manual_seed(1)).mean
+            latents = adapter.scheduler_step(output, timestep, latents)
+            torch.testing.assert_close(mean, latents, atol=1e-5, rtol=1e-5)
 
 
 def test_flow_ddpo_epoch_with_kl_penalty_updates_lora_and_logs_statistics(tmp_path):
@@ -122,3 +166,26 @@ def test_ddpo_raises_colorfulness_on_held_out_seeds(tmp_path):
     history = VideoDDPOTrainer(build_tiny_pipeline("text-to-video-sd"), config).train()
     before, after = history[0]["eval/reward"], history[-1]["eval/reward"]
     assert after > before + 1.5, (before, after)
+
+
+#: DDPO has not been shown to raise a held-out reward on the tiny Mochi pipeline (trials with 4 or 8
+#: steps, noise 0.5 to 0.7, 64 videos an epoch for 6 to 8 epochs gained -1.2 to +2.2; see README), so
+#: the learning test covers the other flow families; Mochi's DDPO epoch and SDE step are tested above.
+DDPO_LEARNING_FAMILIES = tuple(family for family in FLOW_FAMILIES if family != "mochi")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", DDPO_LEARNING_FAMILIES)
+def test_flow_ddpo_raises_colorfulness_on_held_out_seeds(tmp_path, family):
+    """64 one-frame videos an epoch in groups of 8 sharing their starting noise, 8 epochs: held-out
+    colorfulness (2 prompts x 8 seeds, sampled by the flow SDE) rises by more than 1 (gains 1.5 to 9.9
+    over the tiny pipelines' seeds 0-2)."""
+    config = _config(
+        tmp_path, family, num_frames=1, num_inference_steps=4, lora_rank=8, sample_batch_size=64,
+        sample_batches_per_epoch=1, samples_per_prompt=8, train_batch_size=32, inner_epochs=2,
+        advantage_normalisation="group", shared_initial_noise=True, max_steps=8, eval_every=8,
+        eval_seeds=list(range(100, 108)), eval_prompts=["a red fox", "an owl"],
+    )
+    history = VideoDDPOTrainer(build_tiny_pipeline(family), config).train()
+    before, after = history[0]["eval/reward"], history[-1]["eval/reward"]
+    assert after > before + 1.0, (before, after)

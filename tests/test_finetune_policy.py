@@ -1,13 +1,21 @@
-"""DDPO building blocks: per-prompt stat tracking, PPO loss, DDIM / flow-SDE step log-probs, KL."""
+"""DDPO building blocks: per-prompt stat tracking, PPO loss, DDIM / flow-SDE step log-probs, KL, and the
+scheduler DDPO samples with."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler
+from diffusers import (
+    CogVideoXDDIMScheduler,
+    CogVideoXDPMScheduler,
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    FlowMatchEulerDiscreteScheduler,
+)
 
 from integrations.finetune.log_prob import ddim_step_with_log_prob, flow_sde_step_with_log_prob
 from integrations.finetune.ppo import clip_advantages, gaussian_kl, ppo_clipped_loss
+from integrations.finetune.sampling import ddpo_scheduler
 from integrations.finetune.stat_tracker import PerPromptStatTracker
 
 
@@ -109,6 +117,55 @@ def test_ddim_step_refuses_a_deterministic_final_step_with_the_fix():
         ddim_step_with_log_prob(scheduler, sample, scheduler.timesteps[-1], sample, eta=1.0)
     with pytest.raises(ValueError, match="eta must be > 0"):
         ddim_step_with_log_prob(_ddim(), sample, 1, sample, eta=0.0)
+
+
+# -- the scheduler DDPO samples with ----------------------------------------------------------------
+def _every_step_has_a_log_prob(scheduler, steps: int = 3) -> bool:
+    scheduler.set_timesteps(steps)
+    sample = torch.randn(1, 4, 2, 3, 3)
+    return all(
+        torch.isfinite(ddim_step_with_log_prob(scheduler, sample, t, sample, eta=1.0, generator=torch.Generator()).log_prob).all()
+        for t in scheduler.timesteps
+    )
+
+
+def test_ddpo_scheduler_keeps_cogvideox_noise_schedule_and_frees_its_last_step():
+    released = CogVideoXDDIMScheduler(  # CogVideoX-2b: trailing spacing, zero terminal SNR, set_alpha_to_one
+        clip_sample=False, prediction_type="v_prediction", rescale_betas_zero_snr=True, timestep_spacing="trailing"
+    )
+    with pytest.raises(ValueError, match="deterministic"):
+        _every_step_has_a_log_prob(released)
+    for source in (released, CogVideoXDPMScheduler.from_config(released.config)):
+        fixed, changes = ddpo_scheduler(source)
+        assert isinstance(fixed, CogVideoXDDIMScheduler) and not fixed.config.set_alpha_to_one
+        assert torch.equal(fixed.alphas_cumprod, released.alphas_cumprod)  # the SNR shift the model was trained on
+        assert "set_alpha_to_one: True -> False" in changes
+        assert _every_step_has_a_log_prob(fixed)
+    assert ddpo_scheduler(CogVideoXDPMScheduler.from_config(released.config))[1][0] == (
+        "CogVideoXDPMScheduler -> CogVideoXDDIMScheduler"
+    )
+
+
+@pytest.mark.parametrize(
+    "source, change",
+    [
+        (DDIMScheduler(timestep_spacing="linspace", set_alpha_to_one=False), "timestep_spacing: 'linspace' -> 'trailing'"),
+        (DDIMScheduler(steps_offset=0, set_alpha_to_one=False), "steps_offset: 0 -> 1"),
+        (DDIMScheduler(steps_offset=1, thresholding=True, set_alpha_to_one=False), "thresholding: True -> False"),
+        (DPMSolverMultistepScheduler(beta_schedule="scaled_linear"), "DPMSolverMultistepScheduler -> DDIMScheduler"),
+    ],
+)
+def test_ddpo_scheduler_fixes_ddim_steps_without_a_log_prob(source, change):
+    fixed, changes = ddpo_scheduler(source)
+    assert change in changes and isinstance(fixed, DDIMScheduler)
+    assert torch.allclose(fixed.alphas_cumprod, source.alphas_cumprod)
+    assert _every_step_has_a_log_prob(fixed)
+
+
+def test_ddpo_scheduler_leaves_fitting_and_flow_schedulers_alone():
+    fitting = _ddim()
+    flow = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    assert ddpo_scheduler(fitting) == (fitting, []) and ddpo_scheduler(flow) == (flow, [])
 
 
 # -- flow-matching SDE step -------------------------------------------------------------------------

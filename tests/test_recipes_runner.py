@@ -374,16 +374,20 @@ def test_pcqa_tiny_recipe_learns_synthetic_quality(tmp_path):
 
 
 @pytest.mark.slow
-def test_aigcvqa_tiny_stages_learn_synthetic_quality_and_alignment(tmp_path):
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_aigcvqa_tiny_stages_learn_synthetic_quality_and_alignment(tmp_path, seed):
     """The three AIGC-VQA stages on the real aigc-vqa-tiny family (stage 1 widens the quality branches;
-    stages 2 and 3 load the previous native best/) reach held-out SROCC 0.9; the prompt-blind stage 1 cannot."""
-    common = ["train.progress=false", f"run_root={tmp_path}"]
+    stages 2 and 3 load the previous native best/) at three seeds of data, split and initialisation:
+    held-out SROCC 0.897 to 0.907 after stage 3 (final models, none picked on the test split); the
+    prompt-blind stage 1 stays near 0.8."""
+    common = ["train.progress=false", f"run_root={tmp_path}", f"seed={seed}"]
     first, second, third = (train(f"aigcvqa_tiny_stage{i}", common) for i in (1, 2, 3))
     quality = json.loads((third.best_dir / "config.json").read_text())["config"]["quality"]
     assert quality["technical"]["embed_dim"] == 16 and quality["aesthetic"]["dims"][0] == 16, "stage 1's widths carry over"
     assert first.metrics["alignment/srocc"] < 0.3, "stage 1 leaves the alignment branch untrained"
     assert first.metrics["srocc"] < 0.85, "the MOS has a prompt effect a prompt-blind scorer cannot explain"
-    assert third.metrics["srocc"] >= 0.9, (first.metrics, second.metrics, third.metrics)
+    assert second.metrics["alignment/srocc"] >= 0.89, second.metrics
+    assert third.metrics["srocc"] >= 0.88, (first.metrics, second.metrics, third.metrics)
 
 
 @pytest.mark.slow

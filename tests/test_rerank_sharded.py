@@ -185,5 +185,6 @@ def test_two_process_launch_equals_one_process_and_resumes_a_partial_run(tmp_pat
     assert sorted(p.name for p in (two / "videos").iterdir()) == sorted(p.name for p in (one / "videos").iterdir())
     assert sorted(p.name for p in two.glob("contact_sheet_*.png")) == [f"contact_sheet_p{i:03d}.png" for i in range(3)]
     assert _shard_files(two) == []
+    assert (two / "index.html").read_text().count("<li class=\"candidate") == 6  # rank 0's page shows every process's videos
     with open(two / "results.csv") as handle, open(one / "results.csv") as expected:
         assert handle.readline() == expected.readline()  # same columns, in the reward's component order

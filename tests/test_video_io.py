@@ -57,6 +57,29 @@ def test_odd_sides_are_padded_for_h264_and_folders_sort_numerically(tmp_path):
     assert read_video_uint8(folder)[:, 0, 0, 0].tolist() == [1, 2, 10]
 
 
+def _top_level_boxes(path) -> list[str]:
+    """The names of an mp4's top-level boxes, in file order."""
+    data, names, offset = path.read_bytes(), [], 0
+    while offset < len(data):
+        size, name = int.from_bytes(data[offset : offset + 4], "big"), data[offset + 4 : offset + 8].decode()
+        if size == 1:
+            size = int.from_bytes(data[offset + 8 : offset + 16], "big")
+        names.append(name)
+        offset += size
+    return names
+
+
+def test_mp4_is_browser_ready_h264_yuv420p_with_the_index_first(tmp_path):
+    import av
+
+    path = write_video(tmp_path / "web.mp4", smooth_video(frames=3, height=32, width=48))
+    boxes = _top_level_boxes(path)
+    assert boxes.index("moov") < boxes.index("mdat")  # +faststart: playable before the whole file is read
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.codec_context.pix_fmt) == ("h264", "yuv420p")
+
+
 def test_writing_replaces_atomically_and_refuses_bad_input(tmp_path):
     first, second = smooth_video(frames=3), smooth_video(frames=2)
     write_video(tmp_path / "frames", first)
@@ -92,7 +115,7 @@ def test_unreadable_missing_and_empty_videos_raise_video_read_error(tmp_path):
     bad_gif.write_bytes(b"GIF89a" + bytes(50))
     cases = [
         (corrupt, "could not read video .*corrupt.mp4"),
-        (truncated, "could not read video .*truncated.mp4"),
+        (truncated, "truncated.mp4.* truncated"),  # cut inside the index (written first): no frame can be found
         (bad_gif, "could not read video .*bad.gif"),
         (tmp_path / "missing.mp4", "missing.mp4 does not exist"),
         (_zero_frame_mp4(tmp_path / "empty.mp4"), "empty.mp4 has no video stream"),

@@ -54,6 +54,9 @@ def build_model(model: DictConfig) -> VideoReward:
         raise TypeError(f"the model builder returned {type(built).__name__}, not a reward.VideoReward")
     if model.gradient_checkpointing:
         built.set_gradient_checkpointing(True)
+    if model.compile:
+        options = OmegaConf.to_container(model.compile) if isinstance(model.compile, DictConfig) else {}
+        built.compile(**options)
     return built
 
 

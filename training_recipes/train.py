@@ -58,6 +58,7 @@ class TrainResult:
     best_dir: Path | None = None
     final_dir: Path | None = None
     metrics: dict | None = None
+    hub_commit: str | None = None  # the commit URL when ``push_to_hub`` uploaded the model
 
 
 @contextlib.contextmanager
@@ -178,7 +179,7 @@ class Trainer:
         if interrupted:
             self.accelerator.print(f"interrupted at step {state.global_step}: checkpoint saved; run the same command again to resume.")
             return TrainResult(self.output_dir, state, interrupted=True)
-        return self._finish()
+        return self._publish(self._finish())
 
     def _train_epoch(self, progress: tqdm, on_step) -> str:
         """Train until the epoch ends (``"done"``), a stop is requested (``"interrupted"``) or max_steps (``"max_steps"``)."""
@@ -277,6 +278,16 @@ class Trainer:
                 atomic_write_text(tested, json.dumps({k: finite_or_none(v) for k, v in row.items()}, indent=2))
             self.accelerator.wait_for_everyone()
         result.metrics = json.loads(tested.read_text())
+        return result
+
+    def _publish(self, result: TrainResult) -> TrainResult:
+        """``push_to_hub: owner/name``: rank 0 uploads ``best/`` (else ``final/``) with a model card of the run."""
+        if self.config.push_to_hub and self.accelerator.is_main_process:
+            from .hub import push_run
+
+            result.hub_commit = push_run(self.output_dir, self.config.push_to_hub)
+            self.accelerator.print(f"uploaded to the hub: {result.hub_commit}")
+        self.accelerator.wait_for_everyone()
         return result
 
 

@@ -19,7 +19,9 @@ from tqdm.auto import tqdm
 
 import reward as reward_lib
 from reward.base import VideoReward
+from reward.gallery import write_gallery
 from reward.scoring.sharding import Processes
+from reward.validation import check_prompts
 
 from .contact_sheet import SheetRow, save_contact_sheet
 from .outputs import to_videos
@@ -32,6 +34,8 @@ SEED_STRIDE = 100_000
 SEED_RULE = f"seed = base_seed + {SEED_STRIDE} * prompt_index + candidate_index"
 #: ``pipe_kwargs`` best_of_n sets itself.
 RESERVED_KWARGS = ("prompt", "generator", "num_videos_per_prompt", "latents", "callback_on_step_end")
+#: The results page written into the output folder.
+GALLERY_NAME = "index.html"
 
 
 def candidate_seed(base_seed: int, prompt_index: int, candidate_index: int) -> int:
@@ -86,6 +90,7 @@ class BestOfNResult:
     table_json: Path | None = None
     table_csv: Path | None = None
     contact_sheets: list[Path] = field(default_factory=list)
+    gallery: Path | None = None
     generated: int = 0
     pruning: PruningReport | None = None
 
@@ -136,8 +141,8 @@ def _chunks(items: list, size: int) -> Iterator[list]:
 def _check_arguments(
     prompts: list[str], n: int, batch_size: int, top_k: int | None, prune: EarlyPruning | None, pipe_kwargs: dict
 ) -> None:
-    if not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
-        raise ValueError("prompts must be one or more non-empty strings")
+    if not prompts or not all(isinstance(p, str) for p in prompts):
+        raise ValueError("prompts must be one or more strings ('' generates unconditionally)")
     if not 1 <= n < SEED_STRIDE:
         raise ValueError(f"n must be in [1, {SEED_STRIDE}), got {n}")
     if batch_size < 1:
@@ -180,7 +185,8 @@ def best_of_n(
     ``batch_size`` candidates go through the pipeline at once (prompts may mix within a batch);
     each batch is scored on ``reward_device`` (default: where the reward is) as soon as it is
     generated. With ``out_dir`` every candidate is saved as ``videos/*.mp4``, with
-    ``results.json`` / ``results.csv`` and one ``contact_sheet_pNNN.png`` per prompt; ``resume``
+    ``results.json`` / ``results.csv``, one ``contact_sheet_pNNN.png`` per prompt and the results page
+    ``index.html`` (``reward.gallery.write_gallery``); ``resume``
     skips candidates already finished there. ``top_k`` (default ``n``) sets ``result.top``.
     ``keep_videos`` (default: only without ``out_dir``) keeps each video tensor on its candidate.
     ``prune`` (an ``EarlyPruning``, needs ``batch_size=1``) stops hopeless candidates part-way;
@@ -200,6 +206,8 @@ def best_of_n(
     _check_arguments(prompts, n, batch_size, top_k, prune, pipe_kwargs)
     pipe_kwargs.setdefault("output_type", "pt")
     model = _load_reward(reward, reward_device)
+    if model.requires_prompts:
+        check_prompts(prompts, len(prompts))  # before generating anything
     processes = processes or Processes.current(cpu=model.device.type == "cpu")
     if processes.world > 1 and out_dir is None:
         raise ValueError(f"best_of_n in {processes.world} processes merges their results on disk: pass out_dir")
@@ -242,7 +250,7 @@ def best_of_n(
         if not processes.is_main:
             return None
         result = _merged_result(store, processes.world, prompts, n, seed, top_k or n, pruner, higher_is_better)
-    _write_tables(result, store, prompts, n, prune is not None)
+    _write_tables(result, store, prompts, n, prune is not None, higher_is_better)
     return result
 
 
@@ -346,7 +354,10 @@ def _label(candidate: Candidate) -> list[str]:
     return lines + [f"{name} {value:.4g}" for name, value in candidate.components.items()]
 
 
-def _write_tables(result: BestOfNResult, store: RunStore, prompts: list[str], n: int, pruning: bool) -> None:
+def _write_tables(
+    result: BestOfNResult, store: RunStore, prompts: list[str], n: int, pruning: bool, higher_is_better: bool
+) -> None:
+    """``results.json`` / ``results.csv``, and the results page from the same rows and settings."""
     rows = [c.row(store.out_dir) for c in result.candidates]
     components = list(dict.fromkeys(name for c in result.candidates for name in c.components))
     header = {**store.settings, "prompts": prompts, "n": n, "top_k": result.top_k}
@@ -354,6 +365,11 @@ def _write_tables(result: BestOfNResult, store: RunStore, prompts: list[str], n:
         header["pruning"] = {**dataclasses.asdict(result.pruning), "saved_fraction": result.pruning.saved_fraction}
     extra = ["pruned_at_step", "preview_score"] if pruning else []
     result.table_json, result.table_csv = store.write_tables(rows, components, header, extra_columns=extra)
+    settings = {key: value for key, value in header.items() if key != "prompts"}  # the page shows every prompt
+    title = f"best-of-{n}: {store.out_dir.resolve().name}"
+    result.gallery = write_gallery(
+        rows, store.out_dir / GALLERY_NAME, settings=settings, title=title, higher_is_better=higher_is_better
+    )[0]
 
 
 def _contact_sheet_path(out_dir: Path, prompt_index: int) -> Path:

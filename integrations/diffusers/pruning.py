@@ -75,6 +75,12 @@ class PreviewCallback:
         return {}
 
 
+def keep_threshold(previews: list[float], keep: int, higher_is_better: bool) -> float | None:
+    """The ``keep``-th best preview so far: a later candidate previewing worse stops (None: too few yet)."""
+    seen = sorted(previews, reverse=higher_is_better)
+    return seen[keep - 1] if len(seen) >= keep else None
+
+
 def _call_default(pipe: Any, name: str, pipe_kwargs: dict[str, Any]) -> Any:
     """A pipeline argument as the call will see it: given, or the ``__call__`` default."""
     if name in pipe_kwargs:
@@ -108,9 +114,7 @@ class Pruner:
 
     def callback(self, prompt_index: int, prompt: str) -> PreviewCallback:
         """A fresh callback for the next candidate of ``prompt_index``."""
-        seen = sorted(self.previews[prompt_index], reverse=self.higher_is_better)
-        threshold = seen[self.rule.keep - 1] if len(seen) >= self.rule.keep else None
-        return PreviewCallback(self, prompt, threshold)
+        return PreviewCallback(self, prompt, keep_threshold(self.previews[prompt_index], self.rule.keep, self.higher_is_better))
 
     def remember(self, prompt_index: int, preview_score: float | None) -> None:
         if preview_score is not None:

@@ -43,7 +43,7 @@ def read_state(path: Path, settings: dict[str, Any]) -> Records:
         changed = sorted(k for k in settings.keys() | state.get("settings", {}).keys()
                          if settings.get(k) != state.get("settings", {}).get(k))
         raise ValueError(
-            f"{path.parent} holds a best-of-N run with other settings ({', '.join(changed)} differ); "
+            f"{path.parent} holds a run with other settings ({', '.join(changed)} differ); "
             "use another output folder, or resume=False (--no-resume) to start it over."
         )
     return state.get("candidates", {})
@@ -115,12 +115,13 @@ class RunStore:
 
     def add(
         self, prompt_index: int, candidate_index: int, prompt: str, seed: int, video: torch.Tensor | None,
-        score: float, components: dict[str, float], *, pruned_at_step: int | None = None,
-        preview_score: float | None = None,
+        score: float | None, components: dict[str, float], *, pruned_at_step: int | None = None,
+        preview_score: float | None = None, extra: dict[str, Any] | None = None,
     ) -> Path | None:
         """Record a scored candidate and save its mp4 (and exact tensor if asked); returns the mp4 path.
 
-        Pruned candidates (``video=None``) are recorded without files.
+        Pruned candidates (``video=None``) are recorded without files. ``extra`` adds fields to the
+        record (a search's lineage).
         """
         path, tensor_file = None, ""
         if video is not None:
@@ -134,9 +135,14 @@ class RunStore:
         self.records[key] = {
             "prompt": prompt, "seed": seed, "score": score, "components": components,
             "file": str(path.relative_to(self.out_dir)) if path is not None else "", "tensor_file": tensor_file,
-            "pruned_at_step": pruned_at_step, "preview_score": preview_score,
+            "pruned_at_step": pruned_at_step, "preview_score": preview_score, **(extra or {}),
         }
         return path
+
+    def put(self, key: str, record: dict[str, Any]) -> None:
+        """Record something other than a candidate under ``key`` (a search's per-prompt summary)."""
+        self.added.append(key)
+        self.records[key] = record
 
     def save(self) -> None:
         """Write ``state.json``, or with a ``shard`` the candidates this process added to it."""
@@ -157,13 +163,17 @@ class RunStore:
         extra_columns: Sequence[str] = (),
     ) -> tuple[Path, Path]:
         """``results.json`` (settings + rows) and ``results.csv`` (prompt, seed, rank, score,
-        components..., file, then ``extra_columns``)."""
+        components..., file, then ``extra_columns``; lists and dicts there as JSON)."""
         json_path, csv_path = self.out_dir / TABLE_JSON, self.out_dir / TABLE_CSV
         atomic_write_text(json_path, json.dumps({**header, "candidates": list(rows)}, indent=1))
         columns = ["prompt", "seed", "rank", "score", *components, "file", *extra_columns]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
-        writer.writerows({**row, **row["components"]} for row in rows)
+        writer.writerows({**_as_cells(row), **row["components"]} for row in rows)
         atomic_write_text(csv_path, buffer.getvalue())
         return json_path, csv_path
+
+
+def _as_cells(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: json.dumps(value) if isinstance(value, (dict, list)) else value for key, value in row.items()}

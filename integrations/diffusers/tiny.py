@@ -3,6 +3,9 @@
 They exercise the real diffusers code paths (tokenise, encode, denoise, decode) in well under a
 second on a CPU, which makes them the test bed for adapters, best-of-N and fine-tuning, and the
 generator behind ``examples/*.py --tiny``. Their videos are noise-like: only the plumbing is real.
+Each must still respond like the others (``tests/test_tiny_pipelines.py``): its videos change with
+the seed and a reward's gradient reaches its LoRA, so sizes differ from the releases where a random
+model at 16x16 pixels would otherwise ignore its latents (the comments in each builder say where).
 
     >>> pipe = build_tiny_pipeline("wan", seed=0)
     >>> out = pipe("a red fox", **tiny_generation_kwargs("wan"), num_inference_steps=2, output_type="pt")
@@ -134,7 +137,13 @@ def _wan():
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline, WanTransformer3DModel
 
     tokenizer = t5_tokenizer()
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True])
+    # base_dim 16, not 3: each up-sampling stage halves the channels, and Wan's RMS norm over a single
+    # channel is sign(x), which made the decoded video nearly independent of the latents. Two stages
+    # (4x in space and time) give a 16x16 video 4x4 latents instead of 2x2.
+    vae = AutoencoderKLWan(
+        base_dim=16, z_dim=16, dim_mult=[1, 1, 1], num_res_blocks=1, temperal_downsample=[True, True],
+        scale_factor_spatial=4, scale_factor_temporal=4,
+    )
     transformer = WanTransformer3DModel(
         patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=16, out_channels=16,
         text_dim=16, freq_dim=32, ffn_dim=32, num_layers=1, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
@@ -193,18 +202,22 @@ def _mochi():
     from diffusers import AutoencoderKLMochi, FlowMatchEulerDiscreteScheduler, MochiPipeline, MochiTransformer3DModel
 
     tokenizer = t5_tokenizer()
+    # patch 1 (the release uses 2): a 16x16 video has 2x2 latents, and one token per frame leaves LoRA on
+    # attention almost nothing to act on
     transformer = MochiTransformer3DModel(
-        patch_size=2, num_attention_heads=2, attention_head_dim=8, num_layers=1, pooled_projection_dim=16,
+        patch_size=1, num_attention_heads=2, attention_head_dim=8, num_layers=1, pooled_projection_dim=16,
         in_channels=12, qk_norm="rms_norm", text_embed_dim=16, time_embed_dim=4, activation_fn="swiglu",
         max_sequence_length=16,
     )
+    # scaling_factor 0.1: the random decoder's per-frame group norms over 2x2 latents barely respond to
+    # unit-variance latents (the release's factor is 1.0 for a trained decoder)
     vae = AutoencoderKLMochi(
         latent_channels=12, out_channels=3, encoder_block_out_channels=(32, 32, 32, 32),
-        decoder_block_out_channels=(32, 32, 32, 32), layers_per_block=(1, 1, 1, 1, 1),
+        decoder_block_out_channels=(32, 32, 32, 32), layers_per_block=(1, 1, 1, 1, 1), scaling_factor=0.1,
     )
-    return MochiPipeline(
+    return MochiPipeline(  # the release's scheduler counts sigmas from clean to noise (invert_sigmas)
         tokenizer=tokenizer, text_encoder=_t5_encoder(tokenizer, 16), vae=vae, transformer=transformer,
-        scheduler=FlowMatchEulerDiscreteScheduler(),
+        scheduler=FlowMatchEulerDiscreteScheduler(invert_sigmas=True),
     )
 
 
@@ -230,9 +243,10 @@ def _hunyuan_video():
         num_single_layers=1, num_refiner_layers=1, patch_size=1, patch_size_t=1, guidance_embeds=True,
         text_embed_dim=16, pooled_projection_dim=8, rope_axes_dim=(2, 4, 4),
     )
+    # spatial compression 4 (the release: 8), so a 16x16 video has 4x4 latents, not 2x2
     vae = AutoencoderKLHunyuanVideo(
         in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
-        norm_num_groups=4, scaling_factor=0.476986, spatial_compression_ratio=8, temporal_compression_ratio=4,
+        norm_num_groups=4, scaling_factor=0.476986, spatial_compression_ratio=4, temporal_compression_ratio=4,
         down_block_types=("HunyuanVideoDownBlock3D",) * 4, up_block_types=("HunyuanVideoUpBlock3D",) * 4,
     )
     return HunyuanVideoPipeline(

@@ -8,6 +8,7 @@ optional KL penalty to the base model (LoRA switched off).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +21,11 @@ from .async_reward import AsyncRewardScorer
 from .lora import lora_disabled
 from .log_prob import StochasticStep
 from .ppo import clip_advantages, gaussian_kl, ppo_clipped_loss
-from .sampling import denoise, policy_for
+from .sampling import ddpo_scheduler, denoise, policy_for
 from .stat_tracker import PerPromptStatTracker
 from .trainer import FinetuneConfig, RewardFinetuner
 
+logger = logging.getLogger(__name__)
 
 ADVANTAGE_MODES = ("per-prompt", "group", "batch")
 #: Added to standard deviations so a group of equal rewards gives zero advantages.
@@ -100,6 +102,13 @@ class VideoDDPOTrainer(RewardFinetuner):
 
     def setup(self) -> None:
         c = self.config
+        scheduler, changes = ddpo_scheduler(self.pipe.scheduler)
+        if changes:
+            self.pipe.scheduler = scheduler
+            logger.warning(
+                "VideoDDPOTrainer changed the pipeline's scheduler so that every sampling step has a log-prob "
+                "(a DDIM step onto alpha = 1 or from t = 0 is deterministic): %s", "; ".join(changes),
+            )
         self.policy = self.sampling_policy = policy_for(self.adapter, eta=c.eta, noise_level=c.noise_level)
         self.stat_tracker = PerPromptStatTracker(c.stat_buffer_size, c.stat_min_count)
 

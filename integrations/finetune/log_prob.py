@@ -85,7 +85,7 @@ def ddim_step_with_log_prob(
         raise ValueError("the scheduler has no timesteps yet: call scheduler.set_timesteps(num_steps) first")
     if eta <= 0:
         raise ValueError(f"eta must be > 0 for a stochastic DDIM step with a log-prob, got {eta}")
-    if scheduler.config.thresholding:
+    if scheduler.config.get("thresholding", False):
         raise ValueError("dynamic thresholding has no Gaussian log-prob; build the scheduler with thresholding=False")
     timestep = torch.as_tensor(timestep, device="cpu").long()
     prev_timestep = timestep - scheduler.config.num_train_timesteps // scheduler.num_inference_steps
@@ -100,8 +100,8 @@ def ddim_step_with_log_prob(
     if bool((variance <= 0).any()):
         raise ValueError(
             f"the DDIM step from timestep {timestep.tolist()} is deterministic (zero noise), so it has no "
-            "log-prob; set steps_offset=1 in the scheduler config (or timestep_spacing='trailing' with "
-            "set_alpha_to_one=False) so no step lands on t=0 with a clean target"
+            "log-prob; build the scheduler with set_alpha_to_one=False and steps_offset=1 (or "
+            "timestep_spacing='trailing'), as integrations.finetune.sampling.ddpo_scheduler does"
         )
     sample32, output32 = sample.float(), model_output.float()
     alpha_t, alpha_prev = _per_sample(alpha_t, sample32), _per_sample(alpha_prev, sample32)

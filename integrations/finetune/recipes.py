@@ -59,10 +59,10 @@ def load_pipeline(settings: ModelSettings) -> Any:
 
     dtype = getattr(torch, settings.dtype)
     if settings.motion_adapter is not None:
-        adapter = MotionAdapter.from_pretrained(settings.motion_adapter, torch_dtype=dtype)
-        pipe = AnimateDiffPipeline.from_pretrained(settings.pretrained, motion_adapter=adapter, torch_dtype=dtype)
+        adapter = MotionAdapter.from_pretrained(settings.motion_adapter, dtype=dtype)
+        pipe = AnimateDiffPipeline.from_pretrained(settings.pretrained, motion_adapter=adapter, dtype=dtype)
     else:
-        pipe = DiffusionPipeline.from_pretrained(settings.pretrained, torch_dtype=dtype)
+        pipe = DiffusionPipeline.from_pretrained(settings.pretrained, dtype=dtype)
     if settings.ddim is not None:
         pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config, **settings.ddim)
     if settings.vae_dtype is not None:

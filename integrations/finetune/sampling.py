@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from diffusers import DDIMScheduler
+from diffusers import CogVideoXDDIMScheduler, DDIMScheduler
 
-from integrations.diffusers.adapters import PromptEmbeddings, VideoPipelineAdapter
+from integrations.diffusers.adapters import PromptEmbeddings, VideoPipelineAdapter, flow_noise_levels
 from reward.precision import maybe_checkpoint
 
 from .log_prob import StochasticStep, ddim_step_with_log_prob, flow_sde_step_with_log_prob
@@ -61,35 +61,62 @@ class DDIMPolicy(StochasticPolicy):
 
 @dataclass
 class FlowSDEPolicy(StochasticPolicy):
-    """Flow-GRPO's SDE step for flow-matching families (Wan, LTX, HunyuanVideo, Mochi)."""
+    """Flow-GRPO's SDE step for flow-matching families (Wan, LTX, HunyuanVideo, Mochi); ``sigmas`` are the
+    schedule's noise levels and ``velocity_sign`` turns the model output into ``noise - x0``."""
 
     noise_level: float = 0.7
     sigmas: torch.Tensor = field(default_factory=lambda: torch.empty(0))
+    velocity_sign: float = 1.0
 
     def prepare(self, adapter: VideoPipelineAdapter) -> None:
-        self.sigmas = adapter.scheduler.sigmas.detach().float().cpu()
+        levels, self.velocity_sign = flow_noise_levels(adapter.scheduler)
+        self.sigmas = levels.detach().float().cpu()
 
     def step(self, adapter, model_output, index, latents, *, generator=None, prev_sample=None) -> StochasticStep:
         below_one = self.sigmas[self.sigmas < 1]
         return flow_sde_step_with_log_prob(
-            model_output, self.sigmas[index], self.sigmas[index + 1], latents, noise_level=self.noise_level,
+            self.velocity_sign * model_output, self.sigmas[index], self.sigmas[index + 1], latents,
+            noise_level=self.noise_level,
             sigma_cap=float(below_one.max()) if len(below_one) else None, generator=generator, prev_sample=prev_sample,
         )
 
 
-def policy_for(adapter: VideoPipelineAdapter, *, eta: float = 1.0, noise_level: float = 0.7) -> StochasticPolicy:
-    """The stochastic policy matching the pipeline's scheduler family.
+def ddpo_scheduler(scheduler: Any) -> tuple[Any, list[str]]:
+    """A scheduler on which every DDPO sampling step has a log-prob, and the changes that took (none when
+    ``scheduler`` already fits).
 
-    Non-flow schedulers are replaced by DDIM built from their config with ``steps_offset`` >= 1,
-    since a DDIM step that lands on t=0 has no log-prob.
+    Flow-matching schedulers always fit (the SDE step only reads their sigmas). Others become DDIM built
+    from their config: ``CogVideoXDDIMScheduler`` for the CogVideoX schedulers (it keeps their SNR-shifted
+    noise schedule), ``DDIMScheduler`` otherwise. A DDIM step is deterministic, so has no log-prob, when it
+    lands on ``alpha = 1`` (``set_alpha_to_one``) or steps from ``t = 0`` (``linspace`` spacing, or
+    ``leading`` without ``steps_offset``); dynamic thresholding has no Gaussian log-prob either.
     """
+    if is_flow_matching(scheduler):
+        return scheduler, []
+    target = CogVideoXDDIMScheduler if "snr_shift_scale" in scheduler.config else DDIMScheduler
+    config = dict(scheduler.config)
+    current = target.from_config(config).config  # the target's defaults where the source has no such key
+    overrides: dict[str, Any] = {}
+    if current.get("thresholding", False):
+        overrides["thresholding"] = False
+    if current.set_alpha_to_one:
+        overrides["set_alpha_to_one"] = False
+    if current.timestep_spacing == "linspace":
+        overrides["timestep_spacing"] = "trailing"
+    elif current.timestep_spacing == "leading" and current.steps_offset < 1:
+        overrides["steps_offset"] = 1
+    if type(scheduler) is target and not overrides:
+        return scheduler, []
+    changes = [] if type(scheduler) is target else [f"{type(scheduler).__name__} -> {target.__name__}"]
+    changes += [f"{key}: {current.get(key)!r} -> {value!r}" for key, value in overrides.items()]
+    return target.from_config(config, **overrides), changes
+
+
+def policy_for(adapter: VideoPipelineAdapter, *, eta: float = 1.0, noise_level: float = 0.7) -> StochasticPolicy:
+    """The stochastic policy matching the pipeline's scheduler: the flow SDE step, or DDIM with ``eta``
+    (give the pipeline ``ddpo_scheduler(pipe.scheduler)`` first so every DDIM step has a log-prob)."""
     if is_flow_matching(adapter.scheduler):
         return FlowSDEPolicy(noise_level=noise_level)
-    config = dict(adapter.scheduler.config)
-    if config.get("timestep_spacing", "leading") == "leading":
-        config["steps_offset"] = max(1, int(config.get("steps_offset", 0)))
-    if not isinstance(adapter.scheduler, DDIMScheduler) or config != dict(adapter.scheduler.config):
-        adapter.pipe.scheduler = DDIMScheduler.from_config(config)
     return DDIMPolicy(eta=eta)
 
 

@@ -56,6 +56,7 @@ class FinetuneConfig:
     reward: str = "aigc-vqa"
     reward_frames: str = "all"
     reward_dtype: str | None = None
+    reward_compile: bool = False  # torch.compile the reward's backbones (VideoReward.compile)
     # held-out evaluation and the reward-hacking guard
     eval_prompts: list[str] = field(default_factory=list)
     eval_seeds: list[int] = field(default_factory=lambda: [1000, 1001])
@@ -81,6 +82,8 @@ class FinetuneConfig:
     save_every: int = 50
     keep_checkpoints: int = 2
     resume_from: str | None = None  # a checkpoint folder, or "latest" in output_dir
+    # sharing: a hub repo id (owner/name) the LoRA and its model card are uploaded to when max_steps is reached
+    push_to_hub: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,6 +121,8 @@ class RewardFinetuner(abc.ABC):
         self.loop_checkpointing = config.gradient_checkpointing and not self._enable_model_checkpointing()
         device = self.accelerator.device
         self.reward = self._frozen(resolve_reward(reward or config.reward, device=device, dtype=config.reward_dtype))
+        if config.reward_compile:
+            self.reward.compile()
         self.frames = parse_frames(config.reward_frames)
         watch = watch_reward or config.watch_reward
         self.guard = None
@@ -213,6 +218,10 @@ class RewardFinetuner(abc.ABC):
             self.log(metrics)
             if self.step % self.config.save_every == 0 or self.step == max_steps:
                 self.save_checkpoint()
+        if self.config.push_to_hub and self.step >= self.config.max_steps:
+            if self.accelerator.is_main_process:
+                logger.info("uploaded the LoRA: %s", self.push_to_hub(self.config.push_to_hub))
+            self.accelerator.wait_for_everyone()
         return self.history
 
     def log(self, metrics: dict[str, Any]) -> None:
@@ -262,6 +271,13 @@ class RewardFinetuner(abc.ABC):
     def save_lora(self, directory: str | Path | None = None) -> Path:
         """The trained LoRA in diffusers' format (``pipe.load_lora_weights`` / ``lora.load_lora`` read it)."""
         return save_lora(self.pipe, self.lora_config, directory or self.output_dir)
+
+    def push_to_hub(self, repo_id: str, **options: Any) -> str:
+        """Upload the LoRA with its recipe, history and a model card to hub repo ``repo_id``; returns the commit URL.
+        ``options``: ``base_model`` (default: where the pipeline was loaded from), ``license``, ``private``, ``token``."""
+        from .hub import push_lora
+
+        return push_lora(self, repo_id, **options)
 
     def extra_state(self) -> dict[str, Any]:
         """Subclass state that must survive a restart (JSON-serialisable)."""

@@ -171,6 +171,9 @@ class AigcVqaReward(QualityBranches, VideoReward):
                     ) from None
         return modules
 
+    def compile_targets(self) -> dict[str, tuple[nn.Module, str]]:
+        return {**self.quality_compile_targets(), **self.alignment.compile_targets("alignment.blip")}
+
     def _forward(
         self, videos: torch.Tensor, prompts: list[str], *, return_maps: bool = False, **view_sampling: Any
     ) -> RewardOutput:

@@ -70,7 +70,11 @@ class ConvNeXtBlock3D(nn.Module):
 
     def depthwise(self, x: torch.Tensor) -> torch.Tensor:
         """The depthwise conv; on CPU always in fp32: oneDNN has no fast low-precision depthwise Conv3d
-        (its bf16 backward is ~2.7x slower than fp32), and the op is memory-bound, so autocast gains nothing."""
+        (its bf16 backward is ~2.7x slower than fp32), and the op is memory-bound, so autocast gains nothing.
+        On CUDA the input is made contiguous: the residual leaves it channels-last-3d, where cuDNN's depthwise
+        Conv3d takes a slow path (5-50x per call on an H200, benchmarks/RESULTS.md "GPU check")."""
+        if x.device.type == "cuda":
+            return self.dwconv(x.contiguous())
         if x.device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
             return self.dwconv(x)
         with torch.autocast("cpu", enabled=False):

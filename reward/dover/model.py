@@ -158,6 +158,10 @@ class QualityBranches:
         self.technical_head = VQAHead(config.technical.num_features, config.head_hidden_channels, config.head_dropout)
         self.aesthetic_head = VQAHead(config.aesthetic.num_features, config.head_hidden_channels, config.head_dropout)
 
+    def quality_compile_targets(self) -> dict[str, tuple[torch.nn.Module, str]]:
+        """The two quality backbones, for ``VideoReward.compile``."""
+        return {"technical_backbone": (self.technical_backbone, "forward"), "aesthetic_backbone": (self.aesthetic_backbone, "forward")}
+
     def load_dover_checkpoint(self, source: Any, *, name: str | None = None):
         """Load DOVER.pth (or a file of the same layout: path, hub id, URL or state dict) strictly."""
         load_dover_weights({part: getattr(self, part) for part in DOVER_PARTS}, source, name=name)
@@ -224,6 +228,9 @@ class DoverReward(QualityBranches, VideoReward):
     def __init__(self, config: DoverConfig):
         super().__init__(config)
         self.build_quality_branches(config)
+
+    def compile_targets(self) -> dict[str, tuple[torch.nn.Module, str]]:
+        return self.quality_compile_targets()
 
     def _forward(
         self, videos: torch.Tensor, prompts: list[str] | None, *, return_maps: bool = False, **view_sampling: Any

@@ -2,7 +2,7 @@
 
     >>> from reward.explain import explain_video
     >>> result = explain_video(reward.load("dover"), read_video("clip.mp4"), "a fox", "explain/")
-    >>> result.png, result.mp4
+    >>> result.png, result.mp4, result.html
 """
 from __future__ import annotations
 
@@ -23,12 +23,14 @@ __all__ = ["Explanation", "explain_video", "FrameMaps"]
 
 @dataclass
 class Explanation:
-    """The files written, the video's scores, and the per-frame maps and curves they show."""
+    """The files written (the page ``html`` shows the other two), the video's scores, and the
+    per-frame maps and curves they show."""
 
     png: Path
     mp4: Path
     scores: dict[str, float]
     maps: FrameMaps
+    html: Path
 
 
 def explain_video(
@@ -41,13 +43,15 @@ def explain_video(
     reward_name: str | None = None,
     fps: float = 8,
 ) -> Explanation:
-    """Score ``video`` [T, 3, H, W] and write ``<name>.png`` and ``<name>.mp4`` into ``out_dir``.
+    """Score ``video`` [T, 3, H, W] and write ``<name>.png``, ``<name>.mp4`` and ``<name>.html`` (a
+    page showing both under the caption) into ``out_dir``.
 
     Rewards whose forward takes ``return_maps=True`` (``dover``, ``aigc-vqa`` and their tiny
     variants) get their maps drawn (see ``reward.explain.maps``); components without a map (AIGC-VQA's
     alignment; every component of PCQA, ImageReward, ...) get per-frame curves from scoring frames
     alone as images (T = 1).
     """
+    from ..gallery import write_explain_page
     from ..video.io import write_video
 
     if not isinstance(video, torch.Tensor) or video.ndim != 4:
@@ -68,4 +72,7 @@ def explain_video(
     with atomic_path(png) as tmp:
         contact_sheet(pictures, maps, caption).save(tmp, format="PNG")
     write_video(mp4, torch.from_numpy(movie_frames(pictures, maps, caption)), fps=fps)
-    return Explanation(png, mp4, scores, maps)
+    html = write_explain_page(
+        out_dir / f"{name}.html", png=png, mp4=mp4, scores=scores, prompt=prompt, reward_name=caption.reward_name
+    )
+    return Explanation(png, mp4, scores, maps, html)

@@ -43,6 +43,9 @@ class ImageRewardVideo(VideoReward):
         super().__init__(config)
         self.scorer = BlipScorer(config.blip, config.tokenizer, config.max_length)
 
+    def compile_targets(self) -> dict[str, tuple[torch.nn.Module, str]]:
+        return self.scorer.compile_targets("scorer.blip")
+
     def _forward(self, videos: torch.Tensor, prompts: list[str], return_frame_scores: bool = False) -> RewardOutput:
         batch, length = videos.shape[:2]
         count = length if self.config.num_frames is None else min(length, self.config.num_frames)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..transfer import device_constant
+
 #: Side of the square BLIP input.
 IMAGE_SIZE = 224
 #: CLIP normalisation constants used by ImageReward.
@@ -38,6 +40,6 @@ def imagereward_pixels(images: torch.Tensor, size: int = IMAGE_SIZE) -> torch.Te
         images = images.clamp(0.0, 1.0)
     top, left = centre_crop_offsets(new_height, new_width, size)
     images = images[..., top : top + size, left : left + size]
-    mean = images.new_tensor(CLIP_MEAN).view(1, 3, 1, 1)
-    std = images.new_tensor(CLIP_STD).view(1, 3, 1, 1)
+    mean = device_constant(CLIP_MEAN, images.device, images.dtype).view(1, 3, 1, 1)
+    std = device_constant(CLIP_STD, images.device, images.dtype).view(1, 3, 1, 1)
     return (images - mean) / std

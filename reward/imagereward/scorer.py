@@ -16,7 +16,7 @@ from .tokenizer import ImageRewardTokenizer
 
 def select_frames(videos: torch.Tensor, count: int) -> torch.Tensor:
     """``count`` frames spread evenly over each video [B, T, 3, H, W] -> [B, count, 3, H, W] (repeats when short)."""
-    indices = uniform_frame_indices(videos.shape[1], count).to(videos.device)
+    indices = uniform_frame_indices(videos.shape[1], count, device=videos.device)
     return videos.index_select(1, indices)
 
 
@@ -50,6 +50,10 @@ class BlipScorer(nn.Module):
                 "the 'tiny-characters' one."
             )
         self._tokenizer = tokenizer
+
+    def compile_targets(self, prefix: str) -> dict[str, tuple[nn.Module, str]]:
+        """BLIP's image and text encoders, named under ``prefix``, for ``VideoReward.compile``."""
+        return {f"{prefix}.encode_image": (self.blip, "encode_image"), f"{prefix}.encode_text": (self.blip, "encode_text")}
 
     def tokenize(self, prompts: Sequence[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts -> ``(input_ids, attention_mask)`` [N, max_length] on ``device``."""

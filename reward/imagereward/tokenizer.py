@@ -16,6 +16,7 @@ from huggingface_hub import hf_hub_download
 from transformers import BertTokenizer, PreTrainedTokenizerBase
 
 from ..errors import WeightsNotFoundError
+from ..transfer import to_device
 
 #: Where the official vocabulary comes from.
 HUB_TOKENIZER = "bert-base-uncased"
@@ -89,4 +90,6 @@ class ImageRewardTokenizer:
         batch = self.tokenizer(
             list(prompts), padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt"
         )
-        return batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        if device is None:
+            return batch["input_ids"], batch["attention_mask"]
+        return to_device(batch["input_ids"], device), to_device(batch["attention_mask"], device)

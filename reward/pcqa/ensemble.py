@@ -51,6 +51,8 @@ class PCQAEnsemble(VideoReward):
         self.register_buffer("pred_mean", torch.zeros(len(scorers)))
         self.register_buffer("pred_std", torch.ones(len(scorers)))
         self.register_buffer("stats_count", torch.zeros((), dtype=torch.long))
+        self.statistics_checked = False  # forward reads stats_count once (not per call: on a GPU that read waits)
+        self.register_load_state_dict_post_hook(_recheck_statistics)
         self.component_names = tuple(f"member_{i}" for i in range(len(scorers)))
 
     @classmethod
@@ -89,6 +91,10 @@ class PCQAEnsemble(VideoReward):
         ]
         return cls(config, prompt_encoder=encoder, scorers=scorers)
 
+    def compile_targets(self) -> dict[str, tuple[nn.Module, str]]:
+        """Every member's timm frame backbone (the shared text towers are cached per prompt)."""
+        return {f"members.{i}.vision.model": (member.vision.model, "forward_features") for i, member in enumerate(self.members)}
+
     def member_predictions(self, videos: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         """Raw predictions ``[M, B]`` of every member on validated inputs (flip-averaged when ``flip_tta``)."""
         embeddings = self.prompt_encoder(prompts, dtype=self.compute_dtype)
@@ -102,17 +108,23 @@ class PCQAEnsemble(VideoReward):
         return raw
 
     def _forward(self, videos: torch.Tensor, prompts: list[str] | None) -> RewardOutput:
-        if int(self.stats_count) == 0:
-            warnings.warn(
-                "this PCQA ensemble has no prediction statistics (mean 0, std 1 are used); call "
-                "reward.pcqa.compute_ensemble_statistics(model, batches) on the training set first.",
-                stacklevel=3,
-            )
+        if not self.statistics_checked:
+            self.statistics_checked = True
+            if int(self.stats_count) == 0:
+                warnings.warn(
+                    "this PCQA ensemble has no prediction statistics (mean 0, std 1 are used); call "
+                    "reward.pcqa.compute_ensemble_statistics(model, batches) on the training set first.",
+                    stacklevel=3,
+                )
         raw = self.member_predictions(videos, prompts)
         with full_precision(raw.device):
             normalised = (raw - self.pred_mean[:, None]) / self.pred_std[:, None]
             score = normalised.mean(dim=0)
         return RewardOutput(score=score, components=dict(zip(self.component_names, normalised.unbind(0))))
+
+
+def _recheck_statistics(ensemble: PCQAEnsemble, incompatible_keys: object) -> None:
+    ensemble.statistics_checked = False
 
 
 @torch.no_grad()
@@ -130,7 +142,7 @@ def compute_ensemble_statistics(
         chunks = []
         for videos, prompts in batches:
             videos = check_videos(videos)
-            prompts = check_prompts(prompts, videos.shape[0], required=True)
+            prompts = check_prompts(prompts, videos.shape[0])
             chunks.append(ensemble.member_predictions(videos.to(ensemble.device), prompts))
     finally:
         ensemble.train(was_training)

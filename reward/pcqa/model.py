@@ -134,6 +134,10 @@ class PCQAReward(VideoReward):
         scorer = build_scorer(config, encoder.embed_dim, pretrained=True, backbone_weights=backbone_weights)
         return cls(config, prompt_encoder=encoder, scorer=scorer)
 
+    def compile_targets(self) -> dict[str, tuple[nn.Module, str]]:
+        """The timm frame backbone; the text towers run once per new prompt (cached), so compiling them does not pay."""
+        return {"scorer.vision.model": (self.scorer.vision.model, "forward_features")}
+
     def _forward(self, videos: torch.Tensor, prompts: list[str] | None) -> RewardOutput:
         embeddings = self.prompt_encoder(prompts, dtype=self.compute_dtype)
         quality = self.scorer(videos, embeddings, self.compute_dtype)

@@ -13,6 +13,7 @@ from torch import nn
 from ..checkpoints import load_state_dict_strict, load_torch_checkpoint
 from ..errors import WeightsNotFoundError
 from ..precision import backbone_autocast
+from ..transfer import to_device
 from ..weights import resolve_file
 from .config import TextTowerConfig
 
@@ -197,5 +198,5 @@ class HybridPromptEncoder(nn.Module):
         with torch.inference_mode(False), torch.no_grad(), backbone_autocast(device, dtype):
             for config, tower in zip(self.tower_configs, self.towers):
                 tokens = open_clip_tokenizer(config.model_name, config.text_cfg["context_length"])(prompts)
-                parts.append(F.normalize(tower(tokens.to(device)).float(), dim=-1))
+                parts.append(F.normalize(tower(to_device(tokens, device)).float(), dim=-1))
         return torch.cat(parts, dim=-1)

@@ -49,7 +49,7 @@ def sample_frames(videos: torch.Tensor, max_frames: int) -> torch.Tensor:
     """Keep every frame of short videos; pick ``max_frames`` uniformly spread frames of longer ones."""
     if videos.shape[1] <= max_frames:
         return videos
-    return videos[:, uniform_frame_indices(videos.shape[1], max_frames).to(videos.device)]
+    return videos[:, uniform_frame_indices(videos.shape[1], max_frames, device=videos.device)]
 
 
 class FrameBackbone(nn.Module):

@@ -1,7 +1,9 @@
-"""Plain-text tables of results and summaries for the terminal."""
+"""Plain-text tables of results and summaries for the terminal; results as rows of a gallery page."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from ..text_table import format_table
 from .results import TEXT_FIELDS, Record
@@ -37,3 +39,19 @@ def summary_table(summary: ScoringSummary) -> str:
         lines.append("failures:")
         lines.extend(f"  {item_id}: {error}" for item_id, error in summary.failures)
     return "\n".join(lines)
+
+
+def gallery_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
+    """Scoring records as ``reward.gallery.write_gallery`` rows: absolute ``file``, components apart,
+    ``id`` only where it is not the path (its default)."""
+    rows = []
+    for record in records:
+        row: dict[str, Any] = {"file": str(Path(record["path"]).absolute())}
+        for key in ("prompt", "score", "error"):
+            if key in record:
+                row[key] = record[key]
+        if record["id"] != record["path"]:
+            row["id"] = record["id"]
+        row["components"] = {k: v for k, v in record.items() if k not in TEXT_FIELDS and k != "score"}
+        rows.append(row)
+    return rows

@@ -12,6 +12,8 @@ from typing import NamedTuple
 import torch
 
 from ..errors import RewardInputError
+from ..transfer import to_device
+from ..validation import require
 from .quantize import to_levels
 from .resize import upsample_scale, upsample_small_video
 
@@ -31,12 +33,14 @@ class FragmentOffsets(NamedTuple):
     w: torch.Tensor
 
 
-def fragment_grid(size: int, *, num: int = NUM_FRAGMENTS, patch: int = FRAGMENT_SIZE) -> torch.Tensor:
-    """Grid origins ``min(size // num * i, size - patch)`` for i < num (int64 [num]).
+def fragment_grid(
+    size: int, *, num: int = NUM_FRAGMENTS, patch: int = FRAGMENT_SIZE, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Grid origins ``min(size // num * i, size - patch)`` for i < num (int64 [num], on ``device``; default CPU).
 
     Sides shorter than ``patch`` clamp the origin at 0 (the reference has no rule for them).
     """
-    origins = torch.arange(num, dtype=torch.int64) * (size // num)
+    origins = torch.arange(num, dtype=torch.int64, device=device) * (size // num)
     return origins.clamp(max=max(size - patch, 0))
 
 
@@ -52,20 +56,21 @@ def fragment_offsets(
     """Offsets for a ``height x width`` video with ``num_chunks`` chunks: centred, or drawn from ``generator``.
 
     Without a generator every fragment sits in the middle of its possible range (deterministic).
-    With one, ``h`` then ``w`` are drawn as ``randint(range, [7, 7, chunks])`` (each only when its
-    range is non-empty), which replays the reference after ``torch.manual_seed``. ``batch_size``
+    With one, ``h`` then ``w`` are drawn as ``randint(range, [7, 7, chunks])`` on the generator's device
+    (each only when its range is non-empty), which replays the reference after ``torch.manual_seed``. ``batch_size``
     gives ``[B, 7, 7, chunks]``: one such draw per video in turn, as the reference would make them
     for B videos read one after another (so video 0 replays a single-video draw).
     """
     shape = (num, num, num_chunks)
+    device = None if generator is None else generator.device  # a GPU generator's draws stay on the GPU
 
     def along(size: int) -> torch.Tensor:
         room = fragment_offset_range(size, num=num, patch=patch)
         if room == 0:
-            return torch.zeros(shape, dtype=torch.int64)
+            return torch.zeros(shape, dtype=torch.int64, device=device)
         if generator is None:
             return torch.full(shape, room // 2, dtype=torch.int64)
-        return torch.randint(room, shape, generator=generator, dtype=torch.int64, device=generator.device).cpu()
+        return torch.randint(room, shape, generator=generator, dtype=torch.int64, device=device)
 
     def one_video() -> tuple[torch.Tensor, torch.Tensor]:
         offsets_h = along(height)  # drawn before w, as the reference does
@@ -103,26 +108,39 @@ def batch_offsets(
     return FragmentOffsets(*batched)
 
 
+def check_fragments_inside(
+    grid_h: torch.Tensor, grid_w: torch.Tensor, offsets: FragmentOffsets, *, frame_size: tuple[int, int],
+    patch: int = FRAGMENT_SIZE,
+) -> None:
+    """Refuse offsets ([B, num, num, chunks] each, on the device of the grids) that move a fragment outside
+    ``frame_size``: a flat gather would silently wrap it into the next row. Immediate on the CPU, a
+    device-side assertion elsewhere (``validation.require``)."""
+    height, width = frame_size
+    for name, first, size in (
+        ("h", grid_h[None, :, None, None] + offsets.h, height),
+        ("w", grid_w[None, None, :, None] + offsets.w, width),
+    ):
+        require(
+            (first >= 0) & (first + patch <= size),
+            f"fragment offsets {name} move fragments outside the {height}x{width} frame; offsets must be "
+            "non-negative and keep grid + offset + fragment size inside the frame, as fragment_offsets() draws them.",
+        )
+
+
 def fragment_pixel_index(
     grid_h: torch.Tensor, grid_w: torch.Tensor, offsets: FragmentOffsets, *, frame_size: tuple[int, int],
     patch: int = FRAGMENT_SIZE,
 ) -> torch.Tensor:
     """Flat pixel index ``row * width + col`` of every view pixel: int64 [B, chunks, (num*patch)**2].
 
-    ``offsets`` are [B, num, num, chunks] each; the view is laid out fragment row, pixel row,
-    fragment column, pixel column. Fragments reaching outside ``frame_size`` are refused (a flat
-    gather would silently wrap them into the next row).
+    ``offsets`` are [B, num, num, chunks] each, on the device of the grids; the view is laid out
+    fragment row, pixel row, fragment column, pixel column. Offsets must keep every fragment
+    inside ``frame_size`` (:func:`check_fragments_inside`).
     """
-    height, width = frame_size
+    width = frame_size[1]
     steps = torch.arange(patch, dtype=torch.int64, device=offsets.h.device)
-    rows = grid_h.to(steps.device)[None, :, None, None, None] + offsets.h[..., None] + steps  # [B, i, j, c, y]
-    cols = grid_w.to(steps.device)[None, None, :, None, None] + offsets.w[..., None] + steps  # [B, i, j, c, x]
-    for name, positions, size in (("h", rows, height), ("w", cols, width)):
-        if bool((positions < 0).any()) or bool((positions >= size).any()):
-            raise RewardInputError(
-                f"fragment offsets {name} move fragments outside the {height}x{width} frame; offsets must be "
-                "non-negative and keep grid + offset + fragment size inside the frame, as fragment_offsets() draws them."
-            )
+    rows = grid_h[None, :, None, None, None] + offsets.h[..., None] + steps  # [B, i, j, c, y]
+    cols = grid_w[None, None, :, None, None] + offsets.w[..., None] + steps  # [B, i, j, c, x]
     flat = rows[..., :, None] * width + cols[..., None, :]  # [B, i, j, c, y, x]
     batch, num, _, chunks = offsets.h.shape
     return flat.permute(0, 3, 1, 4, 2, 5).reshape(batch, chunks, (num * patch) ** 2)
@@ -146,13 +164,16 @@ def sample_fragments(
     aligned, num_chunks = chunk_layout(frames, aligned)
     if offsets is None:
         offsets = fragment_offsets(height, width, num_chunks, generator=generator, num=num, patch=patch)
-    offsets = FragmentOffsets(*(o.to(videos.device) for o in batch_offsets(offsets, batch, num_chunks, num=num)))
+    offsets = batch_offsets(offsets, batch, num_chunks, num=num)
     scale = upsample_scale(height, width, min_side=num * patch)
     source = videos if scale is None else upsample_small_video(videos, scale, quantize=quantize)
-    index = fragment_pixel_index(
-        fragment_grid(height, num=num, patch=patch), fragment_grid(width, num=num, patch=patch), offsets,
-        frame_size=tuple(source.shape[-2:]), patch=patch,
-    )
+    frame_size = tuple(source.shape[-2:])
+    here = offsets.h.device  # the check runs where the offsets were drawn or given: on the host, no wait
+    grids = [fragment_grid(size, num=num, patch=patch, device=here) for size in (height, width)]
+    check_fragments_inside(*grids, offsets, frame_size=frame_size, patch=patch)
+    offsets = FragmentOffsets(*(to_device(o, videos.device) for o in offsets))
+    grids = [to_device(grid, videos.device) for grid in grids]
+    index = fragment_pixel_index(*grids, offsets, frame_size=frame_size, patch=patch)
     side = num * patch
     chunked = source.reshape(batch, num_chunks, aligned, channels, -1)
     index = index[:, :, None, None, :].expand(batch, num_chunks, aligned, channels, side * side)

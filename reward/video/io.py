@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import imageio.v3 as iio
 import numpy as np
 import torch
@@ -32,6 +31,8 @@ PYAV_FORMATS = {
 }
 #: Encoder settings for visually lossless output (rewards judge what they are given, artefacts included).
 ENCODER_OPTIONS = {"libx264": {"crf": "12", "preset": "medium"}, "libvpx-vp9": {"crf": "15", "b": "0"}}
+#: Muxer settings: mp4/mov put their index (moov) before the frames, so a browser plays while loading.
+CONTAINER_OPTIONS = {"mp4": {"movflags": "+faststart"}, "mov": {"movflags": "+faststart"}}
 GIF_SUFFIX = ".gif"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 #: File name pattern of frames written to a folder.
@@ -55,8 +56,16 @@ def _rgb(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frame[..., :3])
 
 
+def _pyav():
+    """PyAV, imported on first use: scoring tensors (a GPU training loop, say) needs no FFmpeg."""
+    import av
+
+    return av
+
+
 def _decode_container(path: Path) -> Iterator[np.ndarray]:
     """RGB frames decoded by PyAV (video lengths in headers are not trusted: decode until the end)."""
+    av = _pyav()
     try:
         container = av.open(str(path))
     except av.error.EOFError as error:
@@ -147,8 +156,10 @@ def _even_sides(frames: np.ndarray) -> np.ndarray:
 
 
 def _write_pyav(target: Path, frames: np.ndarray, *, container: str, codec: str, fps: float) -> None:
+    av = _pyav()
     frames = _even_sides(frames)
-    with av.open(str(target), mode="w", format=container) as output:
+    options = CONTAINER_OPTIONS.get(container, {})
+    with av.open(str(target), mode="w", format=container, container_options=options) as output:
         stream = output.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
@@ -181,7 +192,8 @@ def write_video(path: str | Path, video: torch.Tensor, *, fps: float = 8) -> Pat
 
     A path without a suffix (or an existing folder) gets numbered PNG frames. mp4 is H.264 and webm
     VP9, both near-lossless (crf 12 / 15) in yuv420p: odd sides are padded by one repeated row or
-    column. gif uses Pillow: 256-colour palette, and identical consecutive frames are merged into one
+    column; mp4 and mov carry ``+faststart`` (index first), so browsers play them while loading.
+    gif uses Pillow: 256-colour palette, and identical consecutive frames are merged into one
     longer frame. Returns the path written.
     """
     path = Path(path)

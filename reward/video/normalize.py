@@ -5,6 +5,8 @@ from collections.abc import Sequence
 
 import torch
 
+from ..transfer import device_constant
+
 #: ImageNet mean and std on the 0-255 scale (RGB), as DOVER uses them.
 DOVER_MEAN = (123.675, 116.28, 103.53)
 DOVER_STD = (58.395, 57.12, 57.375)
@@ -25,6 +27,6 @@ def normalize_levels(
     """
     shape = [1] * levels.ndim
     shape[channel_dim] = 3
-    mean = torch.tensor(mean, dtype=torch.float32, device=levels.device).to(levels.dtype).view(shape)
-    std = torch.tensor(std, dtype=torch.float32, device=levels.device).to(levels.dtype).view(shape)
+    mean = device_constant(mean, levels.device).to(levels.dtype).view(shape)  # float32 constants, as documented
+    std = device_constant(std, levels.device).to(levels.dtype).view(shape)
     return (levels - mean) / std

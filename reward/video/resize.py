@@ -1,6 +1,7 @@
 """Spatial resampling of [B, T, 3, H, W] videos: frame resize, DOVER's aesthetic resize and its small-video upsample."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -47,9 +48,9 @@ def _bilinear_taps(size_in: int, size_out: int, scale: float, device: torch.devi
 
     ``src = max(fma(1/scale, dst + 0.5, -0.5), 0)`` with the *scale factor* (not in/out sizes).
     """
-    step = torch.tensor(1 / scale, dtype=torch.float32).double()
+    step = float(np.float32(1 / scale))  # the float32 scale factor, exactly, as a double
     centres = torch.arange(size_out, dtype=torch.float32, device=device) + 0.5
-    src = (step.to(device) * centres.double() - 0.5).float().clamp_(min=0)
+    src = (centres.double() * step - 0.5).float().clamp_(min=0)
     first = src.trunc().long()
     second = (first + 1).clamp_(max=size_in - 1)
     far = (src - first.float()).clamp_(0, 1)

@@ -8,14 +8,15 @@ import torch
 FrameRng = None | int | np.random.RandomState | np.random.Generator
 
 
-def uniform_frame_indices(num_frames: int, count: int) -> torch.Tensor:
+def uniform_frame_indices(num_frames: int, count: int, device: torch.device | str | None = None) -> torch.Tensor:
     """``count`` indices spread evenly over ``num_frames`` (segment centres); repeats frames when short.
 
-    Deterministic, so a reward stays a function of the video.
+    Deterministic, so a reward stays a function of the video. Built on ``device`` (default CPU), so
+    a model indexing GPU frames copies nothing from the host.
     """
     if num_frames < 1 or count < 1:
         raise ValueError(f"need at least one frame and one index, got num_frames={num_frames}, count={count}")
-    positions = (torch.arange(count, dtype=torch.float64) + 0.5) * num_frames / count
+    positions = (torch.arange(count, dtype=torch.float64, device=device) + 0.5) * num_frames / count
     return positions.floor().clamp_(max=num_frames - 1).long()
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import RewardInputError
+from ..transfer import to_device
+from ..validation import require
 from .fragments import (
     FRAGMENT_SIZE,
     NUM_FRAGMENTS,
@@ -61,8 +63,9 @@ class TechnicalView:
         Fragment (i, j) of chunk c fills view pixels ``[pi, pi+p) x [pj, pj+p)`` (``p = fragment_size``),
         so with 32-pixel fragments a 7x7 technical score map overlays these boxes directly.
         """
-        top = (self.grid_h[None, :, None, None] + self.offsets.h).double() / self.scale
-        left = (self.grid_w[None, None, :, None] + self.offsets.w).double() / self.scale
+        grid_h, grid_w = (grid.to(self.offsets.h.device) for grid in (self.grid_h, self.grid_w))
+        top = (grid_h[None, :, None, None] + self.offsets.h).double() / self.scale
+        left = (grid_w[None, None, :, None] + self.offsets.w).double() / self.scale
         side = self.fragment_size / self.scale
         return torch.stack([top, left, top + side, left + side], dim=-1)
 
@@ -79,17 +82,18 @@ def _check_frame_indices(frame_indices: torch.Tensor, count: int, num_frames: in
     frame_indices = torch.as_tensor(frame_indices, dtype=torch.int64).reshape(-1)
     if frame_indices.numel() != count:
         raise RewardInputError(f"frame_indices must hold {count} indices for this view, got {frame_indices.numel()}.")
-    if bool((frame_indices < 0).any()) or bool((frame_indices >= num_frames).any()):
-        raise RewardInputError(
-            f"frame_indices must lie in [0, {num_frames}) for videos of {num_frames} frames, "
-            f"got values from {int(frame_indices.min())} to {int(frame_indices.max())}."
-        )
+    inside = (frame_indices >= 0) & (frame_indices < num_frames)
+    message = f"frame_indices must lie in [0, {num_frames}) for videos of {num_frames} frames"
+    if frame_indices.device.type != "cpu":
+        require(inside, message + ".")
+    elif not bool(inside.all()):
+        raise RewardInputError(f"{message}, got values from {int(frame_indices.min())} to {int(frame_indices.max())}.")
     return frame_indices
 
 
 def _select_frames(videos: torch.Tensor, frame_indices: torch.Tensor) -> torch.Tensor:
     """The sampled frames [B, n, 3, H, W], in at least float32."""
-    return videos.to(view_dtype(videos)).index_select(1, frame_indices.to(videos.device))
+    return videos.to(view_dtype(videos)).index_select(1, to_device(frame_indices, videos.device))
 
 
 def _to_clips(levels: torch.Tensor, num_clips: int) -> torch.Tensor:

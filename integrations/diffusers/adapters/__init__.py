@@ -11,6 +11,7 @@ from .base import (
     PromptEmbeddings,
     UnsupportedPipelineError,
     VideoPipelineAdapter,
+    flow_noise_levels,
 )
 from .cogvideox import CogVideoXAdapter
 from .hunyuan_video import HunyuanVideoAdapter
@@ -57,6 +58,7 @@ __all__ = [
     "UnsupportedPipelineError",
     "VideoPipelineAdapter",
     "adapter_for",
+    "flow_noise_levels",
     "supported_pipelines",
     "AnimateDiffAdapter",
     "CogVideoXAdapter",

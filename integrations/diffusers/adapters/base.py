@@ -102,6 +102,18 @@ def expand_timestep(t: torch.Tensor | float, batch_size: int, device: torch.devi
     return t.repeat(batch_size // t.numel())
 
 
+def flow_noise_levels(scheduler: Any) -> tuple[torch.Tensor, float]:
+    """A flow-matching scheduler's noise level per sigma (1 = pure noise, 0 = clean) and the sign that
+    turns the model's output into the velocity ``noise - x0``.
+
+    Mochi's release scheduler (``invert_sigmas=True``) counts its sigmas from clean (1) to noise (0), and
+    its transformer predicts ``x0 - noise``; every other flow scheduler uses the sigmas as noise levels.
+    """
+    if scheduler.config.get("invert_sigmas", False):
+        return 1 - scheduler.sigmas, -1.0
+    return scheduler.sigmas, 1.0
+
+
 def is_scalar_timestep(t: torch.Tensor | float) -> bool:
     return torch.as_tensor(t).numel() == 1
 
@@ -303,7 +315,7 @@ class VideoPipelineAdapter(abc.ABC):
     def predict_clean(self, model_output: torch.Tensor, t: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """The clean latents ``x0`` a prediction implies at scalar timestep ``t`` (one-step preview).
 
-        Flow-matching schedulers (and UniPC with flow sigmas): ``x0 = x_t - sigma_t * v``; DDIM-type
+        Flow-matching schedulers (and UniPC with flow sigmas): ``x0 = x_t - s_t * v`` (``flow_noise_levels``); DDIM-type
         schedulers: from ``alphas_cumprod[t]`` and the ``prediction_type`` (epsilon / v / sample).
         ``t`` must be one of the timesteps of the last ``set_timesteps``.
         """
@@ -311,7 +323,8 @@ class VideoPipelineAdapter(abc.ABC):
         flow = "FlowMatch" in type(scheduler).__name__ or config.get("use_flow_sigmas", False)
         if flow or config.get("prediction_type") == "flow_prediction":
             index = int((scheduler.timesteps.to(latents.device) - torch.as_tensor(t, device=latents.device)).abs().argmin())
-            return latents - scheduler.sigmas[index].to(latents.device) * model_output
+            levels, sign = flow_noise_levels(scheduler)
+            return latents - levels[index].to(latents.device) * sign * model_output
         alpha = scheduler.alphas_cumprod[int(t)].to(latents.device)
         kind = config.get("prediction_type", "epsilon")
         if kind == "epsilon":

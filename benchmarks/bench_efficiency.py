@@ -13,7 +13,8 @@ percentages are also given on CPU time (CPU seconds / threads, for the reward an
 
 ``--baseline FILE`` adds the numbers of an earlier run (``--json FILE`` on the code before a change) as "before"
 columns. ``--kept-allocator`` rows run with ``GLIBC_TUNABLES`` telling glibc to keep freed memory (no mmap, no
-trim): CPU PyTorch then stops paying page faults for every large tensor.
+trim): CPU PyTorch then stops paying page faults for every large tensor. ``--profile KEY ...`` adds, for those
+configurations, where one no-grad forward spends its CPU time (``torch.profiler``, self time per op).
 """
 from __future__ import annotations
 
@@ -103,8 +104,23 @@ def load_reward(config: Config):
     return model.store_backbone_weights(config.weights_dtype) if config.weights_dtype else model
 
 
-def run_worker(config: Config, flops: list | None, iterations: int) -> dict:
-    """One configuration in this process: the bench result, parameter bytes and (if not given) the FLOP counts."""
+def forward_profile(model, config: Config, top: int = 8) -> list[tuple[str, float]]:
+    """Share of one no-grad forward's self CPU time per op, the ``top`` largest (after the bench's warm-up)."""
+    from reward.bench import BenchInputs
+
+    model.set_compute_dtype(None if config.dtype == "fp32" else config.dtype)
+    step = BenchInputs.random(model.device, frames=config.frames).forward(model)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+        step()
+    events = [event for event in profiler.key_averages() if event.self_cpu_time_total > 0]
+    total = sum(event.self_cpu_time_total for event in events)
+    ranked = sorted(events, key=lambda event: event.self_cpu_time_total, reverse=True)[:top]
+    return [(event.key, event.self_cpu_time_total / total) for event in ranked]
+
+
+def run_worker(config: Config, flops: list | None, iterations: int, profile: bool = False) -> dict:
+    """One configuration in this process: the bench result, parameter bytes, (if not given) the FLOP counts and
+    (with ``profile``) the forward's CPU time per op."""
     from reward.bench import BenchInputs, bench_reward, matmul_rate, reward_flops
 
     model = load_reward(config)
@@ -122,6 +138,7 @@ def run_worker(config: Config, flops: list | None, iterations: int) -> dict:
         "parameter_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),
         "matmul": asdict(matmul_rate(config.dtype, device)),
         "threads": torch.get_num_threads(),
+        "profile": forward_profile(model, config) if profile else None,
     }
 
 
@@ -131,6 +148,7 @@ def measure(config: Config, args: argparse.Namespace, flops: list | None) -> dic
         env["ONEDNN_MAX_CPU_ISA"] = NO_AMX_ISA
     command = [sys.executable, __file__, "--worker", json.dumps(asdict(config)), "--threads", str(args.threads),
                "--iterations", str(args.iterations)] + (["--flops", json.dumps(flops)] if flops else [])
+    command += ["--profile", config.key] if config.key in (args.profile or []) else []
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.timeout)
     if done.returncode:
         raise RuntimeError(f"{config.key} failed:\n{done.stderr[-3000:]}")
@@ -164,14 +182,15 @@ def row_numbers(measured: dict) -> dict:
 
 def table(configs: list[Config], results: dict[str, dict], baseline: dict[str, dict], context: dict) -> str:
     gib = 2**30
+    rates = ", ".join(f"{name} {context[f'mm_{name}']:.0f}" for name in ("fp32", "bf16") if context[f"mm_{name}"] == context[f"mm_{name}"])
     lines = [
         f"`{context['command']}` on {context['date']}: {context['machine']}, torch {torch.__version__}, {context['threads']} "
         f"torch threads; load average (1, 5, 15 min) {context['load_before']} before and {context['load_after']} after "
         f"(a shared machine: wall-clock times stretch with the other jobs, CPU-time percentages much less). One video "
         "per call: `dover` 32 frames and `aigc-vqa`, `imagereward`, `pcqa-*` 16 frames at 224x224; random weights, "
         "frozen; best of the timed passes. GFLOP: executed per call (FlopCounterMode). % mm: achieved GFLOP/s over a "
-        "2048x2048 matmul's rate measured in the same worker and dtype (fp32 "
-        f"{context['mm_fp32']:.0f}, bf16 {context['mm_bf16']:.0f} GFLOP/s on CPU time), on wall-clock / CPU time. "
+        f"2048x2048 matmul's rate measured in the same worker and dtype ({rates} GFLOP/s on CPU time), on wall-clock / "
+        "CPU time. "
         "Peak: growth of the process's peak resident memory during the passes (weights excluded)."
         + (f" Run as on a CPU without AMX: oneDNN limited to `{NO_AMX_ISA}` (`ONEDNN_MAX_CPU_ISA`)." if context["no_amx"] else ""),
         "",
@@ -195,6 +214,10 @@ def table(configs: list[Config], results: dict[str, dict], baseline: dict[str, d
             add_row(f"{config.key} (before)", baseline[config.key])
         if config.key in results:
             add_row(config.key, results[config.key])
+    for key, measured in results.items():
+        if measured.get("profile"):
+            shares = ", ".join(f"`{name}` {share:.0%}" for name, share in measured["profile"])
+            lines += ["", f"Where `{key}` spends one forward's CPU time (torch.profiler, self time per op, largest first): {shares}."]
     return "\n".join(lines) + "\n"
 
 
@@ -214,13 +237,15 @@ def main() -> None:
     parser.add_argument("--json", help="also write the raw results to this JSON file")
     parser.add_argument("--baseline", help="raw results of an earlier run (--json) shown as 'before' rows")
     parser.add_argument("--write", action="store_true", help="replace this benchmark's section of benchmarks/RESULTS.md")
+    parser.add_argument("--profile", nargs="+", help="configuration keys whose forward is also profiled (e.g. 'dover: fp32')")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--flops", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.worker:
         config = Config(**{**json.loads(args.worker), "passes": tuple(json.loads(args.worker)["passes"])})
-        print(json.dumps(run_worker(config, json.loads(args.flops) if args.flops else None, args.iterations)))
+        flops = json.loads(args.flops) if args.flops else None
+        print(json.dumps(run_worker(config, flops, args.iterations, profile=bool(args.profile))))
         return
 
     configs = [c for c in plan(args.rewards, args.compiled) if not args.only or c.key in args.only]

@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import math
 import os
 import platform
 import subprocess
@@ -182,7 +183,7 @@ def row_numbers(measured: dict) -> dict:
 
 def table(configs: list[Config], results: dict[str, dict], baseline: dict[str, dict], context: dict) -> str:
     gib = 2**30
-    rates = ", ".join(f"{name} {context[f'mm_{name}']:.0f}" for name in ("fp32", "bf16") if context[f"mm_{name}"] == context[f"mm_{name}"])
+    rates = ", ".join(f"{name} {context[f'mm_{name}']:.0f}" for name in ("fp32", "bf16") if not math.isnan(context[f"mm_{name}"]))
     lines = [
         f"`{context['command']}` on {context['date']}: {context['machine']}, torch {torch.__version__}, {context['threads']} "
         f"torch threads; load average (1, 5, 15 min) {context['load_before']} before and {context['load_after']} after "

@@ -181,7 +181,42 @@ def row_numbers(measured: dict) -> dict:
     return out
 
 
-def table(configs: list[Config], results: dict[str, dict], baseline: dict[str, dict], context: dict) -> str:
+#: Targets of issue #12 on this CPU: (configuration, pass, least percent of the matmul rate on CPU time).
+RATE_TARGETS = (("dover: fp32", "forward", 50), ("aigc-vqa: fp32", "forward_backward", 70))
+#: Least bf16 / fp32 forward speed on a CPU without AMX, for every reward.
+NO_AMX_SPEED_TARGET = 0.45
+
+
+def verdict(met: bool) -> str:
+    return "**met**" if met else "**not met**"
+
+
+def summary(results: dict[str, dict], baseline: dict[str, dict], no_amx: bool) -> list[str]:
+    """bf16 / fp32 forward speeds per reward and the targets the measured rows decide."""
+    lines = []
+    speeds = {key.split(": ")[0]: results[key.replace(": bf16", ": fp32")]["result"]["forward_cpu_s"] / measured["result"]["forward_cpu_s"]
+              for key, measured in results.items()
+              if key.endswith(": bf16") and key.replace(": bf16", ": fp32") in results and measured["result"]["forward_cpu_s"]}
+    if speeds:
+        line = "- bf16 / fp32 forward speed (CPU time): " + ", ".join(f"`{reward}` {speed:.2f}x" for reward, speed in speeds.items())
+        if no_amx:
+            line += f" (target without AMX: >= {NO_AMX_SPEED_TARGET}x for every reward: {verdict(min(speeds.values()) >= NO_AMX_SPEED_TARGET)})"
+        lines.append(line + ".")
+    for key, kind, target in RATE_TARGETS:
+        if key in results and not no_amx:
+            value = row_numbers(results[key])[kind]["percent_cpu"]
+            if value is not None:
+                lines.append(f"- `{key}` {kind.replace('_', '+')}: {value:.0f}% of the fp32 matmul rate on CPU time "
+                             f"(target >= {target}%: {verdict(value >= target)}).")
+    for key, before in baseline.items():
+        now, was = results.get(key, {}).get("result", {}).get("forward_backward_peak_bytes"), before["result"].get("forward_backward_peak_bytes")
+        if now and was:
+            lines.append(f"- `{key}` forward+backward peak: {was / 2**30:.2f} GiB before, {now / 2**30:.2f} GiB now "
+                         f"(target: not above before: {verdict(now <= was)}).")
+    return lines
+
+
+def table(keys: list[str], results: dict[str, dict], baseline: dict[str, dict], context: dict) -> str:
     gib = 2**30
     rates = ", ".join(f"{name} {context[f'mm_{name}']:.0f}" for name in ("fp32", "bf16") if not math.isnan(context[f"mm_{name}"]))
     lines = [
@@ -210,11 +245,12 @@ def table(configs: list[Config], results: dict[str, dict], baseline: dict[str, d
         peaks = [cell(None if numbers[k]["peak"] is None else numbers[k]["peak"] / gib, 2) for k in ("forward", "forward_backward")]
         lines.append(f"| {label} | " + " | ".join(cells + peaks + [f"{measured['parameter_bytes'] / gib:.2f}"]) + " |")
 
-    for config in configs:
-        if config.key in baseline:
-            add_row(f"{config.key} (before)", baseline[config.key])
-        if config.key in results:
-            add_row(config.key, results[config.key])
+    for key in keys:
+        if key in baseline:
+            add_row(f"{key} (before)", baseline[key])
+        if key in results:
+            add_row(key, results[key])
+    lines += [""] + summary(results, baseline, context["no_amx"])
     for key, measured in results.items():
         if measured.get("profile"):
             shares = ", ".join(f"`{name}` {share:.0%}" for name, share in measured["profile"])
@@ -237,6 +273,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per configuration")
     parser.add_argument("--json", help="also write the raw results to this JSON file")
     parser.add_argument("--baseline", help="raw results of an earlier run (--json) shown as 'before' rows")
+    parser.add_argument("--from-json", help="no measuring: make the table from the raw results of a run (--json)")
     parser.add_argument("--write", action="store_true", help="replace this benchmark's section of benchmarks/RESULTS.md")
     parser.add_argument("--profile", nargs="+", help="configuration keys whose forward is also profiled (e.g. 'dover: fp32')")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -249,6 +286,20 @@ def main() -> None:
         print(json.dumps(run_worker(config, flops, args.iterations, profile=bool(args.profile))))
         return
 
+    baseline = json.load(open(args.baseline))["results"] if args.baseline else {}
+    if args.from_json:
+        run = json.load(open(args.from_json))
+        results, context = run["results"], run["context"]
+    else:
+        results, context = measure_all(args)
+    body = table(list(results), results, baseline, context)
+    print(body)
+    if args.write:
+        write_section(args.heading, body)
+
+
+def measure_all(args: argparse.Namespace) -> tuple[dict[str, dict], dict]:
+    """Every planned configuration in its own worker process: raw results by key, and the run's context."""
     configs = [c for c in plan(args.rewards, args.compiled) if not args.only or c.key in args.only]
     if args.forward_only:
         configs = [dataclasses.replace(c, passes=FORWARD) for c in configs]
@@ -270,11 +321,7 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"context": context, "results": results}, handle, indent=1)
-    baseline = json.load(open(args.baseline))["results"] if args.baseline else {}
-    body = table(configs, results, baseline, context)
-    print(body)
-    if args.write:
-        write_section(args.heading, body)
+    return results, context
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -304,7 +305,7 @@ def measure_all(args: argparse.Namespace) -> tuple[dict[str, dict], dict]:
     if args.forward_only:
         configs = [dataclasses.replace(c, passes=FORWARD) for c in configs]
     context = {"load_before": ", ".join(f"{v:.1f}" for v in os.getloadavg()), "threads": args.threads, "no_amx": args.no_amx,
-               "date": datetime.date.today().isoformat(), "command": "python benchmarks/bench_efficiency.py " + " ".join(sys.argv[1:]),
+               "date": datetime.date.today().isoformat(), "command": "python benchmarks/bench_efficiency.py " + shlex.join(sys.argv[1:]),
                "machine": f"{cpu_name()} ({os.cpu_count()} cores, {platform.machine()})"}
     results, flops = {}, {}
     for config in configs:

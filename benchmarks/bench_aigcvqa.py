@@ -32,11 +32,11 @@ import torch
 
 import reward
 from reward.aigcvqa.model import AigcVqaConfig, AigcVqaReward
-from reward.imagereward.tokenizer import ImageRewardTokenizer
 from reward.bench import DEFAULT_PROMPT as PROMPT
 from reward.bench import bench_reward, best_times
 from reward.precision import backbone_autocast, cpu_has_amx
 from reward.video.views import aesthetic_view, technical_view
+from bench_efficiency import offline_tokenizer
 from results_md import cpu_name, write_section
 
 HEADING = "## AIGC-VQA"
@@ -47,13 +47,8 @@ CONFIGS = [("fp32", "fp32", False), ("bf16", "bf16", False), ("fp32 + checkpoint
 
 def paper_model() -> AigcVqaReward:
     """Paper sizes, random weights, with a bert-sized vocabulary built in memory (tokenising costs the same)."""
-    from transformers import BertTokenizer
-
     model = AigcVqaReward(AigcVqaConfig())
-    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz"]
-    vocabulary += [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
-    vocabulary += [f"[unused{i}]" for i in range(30522 - len(vocabulary))]
-    model.alignment.set_tokenizer(ImageRewardTokenizer(BertTokenizer(vocab={t: i for i, t in enumerate(vocabulary)})))
+    model.alignment.set_tokenizer(offline_tokenizer())
     return model.requires_grad_(False).eval()
 
 
@@ -189,10 +184,11 @@ def table(args: argparse.Namespace, results: dict[str, dict], context: dict) -> 
         f"per forward). AMX usable by torch: {context['amx']}. timm's `convnext_small` per 224x224 image: "
         f"{convnext['fp32']:.0f} ms fp32, {convnext['bf16']:.0f} ms bf16 ({convnext['fp32'] / convnext['bf16']:.2f}x; "
         "ENVIRONMENT.md recorded 129 / 67 ms, 1.9x, on the machine it was written on).",
-        "- Two bf16 hot spots outside the matrix products were found by profiling and removed: the Swin's gated "
-        "position bias is added into the attention logits in place instead of being built as a "
-        "[windows, heads, N, N] tensor in bf16, and the ConvNeXt depthwise convolutions run in fp32 (oneDNN's bf16 "
-        "depthwise Conv3d backward is ~2.7x slower than its fp32 one).",
+        "- Two bf16 hot spots outside the matrix products were found by profiling and removed: the Swin's window "
+        "attention runs through the fused `scaled_dot_product_attention` kernel with its gated position bias and "
+        "shift mask as one mask built in the compute dtype (no bf16 bias adds or softmax over [windows, heads, N, N] "
+        "logits), and the ConvNeXt depthwise convolutions run in fp32 (oneDNN's bf16 depthwise Conv3d backward is "
+        "~2.7x slower than its fp32 one).",
         f"- **Checkpointing cuts the forward+backward peak memory by {cuts['fp32']:.0%} in fp32 and {cuts['bf16']:.0%} "
         f"in bf16** (target >= {TARGET_MEMORY_CUT:.0%}: **{'met' if min(cuts.values()) >= TARGET_MEMORY_CUT else 'not met'}**), "
         f"for {results['fp32 + checkpointing'][key] / fp32[key]:.2f}x the fp32 {basis} (the backbones run their "

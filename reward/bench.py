@@ -24,6 +24,8 @@ DEFAULT_PROMPT = "a red fox running through fresh snow at dawn, cinematic, highl
 DTYPE_NAMES = {None: "fp32", torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 #: Eager backbones, or backbones wrapped by torch.compile.
 MODES = ("eager", "compiled")
+#: What is timed: a no-grad forward, and a forward + backward into the pixels.
+PASSES = ("forward", "forward_backward")
 
 
 def dtype_name(dtype: torch.dtype | str | None) -> str:
@@ -156,14 +158,14 @@ def matmul_rate(dtype: torch.dtype | str | None, device: torch.device, n: int | 
 @dataclass(frozen=True)
 class BenchResult:
     """One configuration's best times (s), peak memory growth (bytes, None if unknown) and FLOPs per call
-    (None where not counted)."""
+    (None where not counted, or for a pass not measured)."""
 
     dtype: str
     checkpointing: bool
-    forward_s: float
-    forward_cpu_s: float
-    forward_backward_s: float
-    forward_backward_cpu_s: float
+    forward_s: float | None
+    forward_cpu_s: float | None
+    forward_backward_s: float | None
+    forward_backward_cpu_s: float | None
     forward_backward_peak_bytes: int | None
     compiled: bool = False
     forward_peak_bytes: int | None = None
@@ -205,14 +207,17 @@ class BenchInputs:
         return step
 
 
-def reward_flops(model: VideoReward, inputs: BenchInputs, *, checkpointing: bool = False) -> tuple[int, int]:
-    """FLOPs of one forward and of one forward+backward (recomputation included with ``checkpointing``), counted on
-    the model as it runs now: call it on the eager model (the arithmetic does not depend on the compute dtype)."""
+def reward_flops(
+    model: VideoReward, inputs: BenchInputs, *, checkpointing: bool = False, passes: Sequence[str] = PASSES
+) -> tuple[int | None, int | None]:
+    """FLOPs of one forward and of one forward+backward (recomputation included with ``checkpointing``; None for a
+    pass not in ``passes``), counted on the model as it runs now: call it on the eager model (the arithmetic does
+    not depend on the compute dtype)."""
     saved = model.gradient_checkpointing
     model.set_gradient_checkpointing(checkpointing)
     try:
         inputs.forward(model)()  # warm-up outside the counter: caches and tokenizers built once
-        return count_flops(inputs.forward(model)), count_flops(inputs.forward_backward(model))
+        return tuple(count_flops(getattr(inputs, kind)(model)) if kind in passes else None for kind in PASSES)
     finally:
         model.set_gradient_checkpointing(saved)
 
@@ -237,31 +242,36 @@ def bench_reward(
     prompt: str = DEFAULT_PROMPT,
     seed: int = 0,
     compiled: bool = False,
-    flops: tuple[int, int] | None = None,
+    flops: tuple[int | None, int | None] | None = None,
+    passes: Sequence[str] = PASSES,
 ) -> BenchResult:
-    """Time ``model.score`` and a forward+backward into the pixels on random ``[batch_size, frames, 3, size, size]``
-    videos, each after one warm-up call, with the peak memory of each. ``flops`` (forward, forward+backward) come
-    from :func:`reward_flops`, counted here when not given on an eager model (``compiled=False``: compiled code
-    bypasses the counter). The model's own compute dtype and checkpointing are restored afterwards."""
-    if iterations < 1:
-        raise ValueError("bench needs iterations >= 1")
+    """Time ``model.score`` and a forward+backward into the pixels (``passes``) on random ``[batch_size, frames, 3,
+    size, size]`` videos, each after one warm-up call, with the peak memory of each. ``flops`` (forward,
+    forward+backward) come from :func:`reward_flops`, counted here when not given on an eager model
+    (``compiled=False``: compiled code bypasses the counter). The model's compute dtype and checkpointing are
+    restored afterwards."""
+    unknown = sorted(set(passes) - set(PASSES))
+    if iterations < 1 or unknown or not passes:
+        raise ValueError(f"bench needs iterations >= 1 and passes from {list(PASSES)}")
     device = model.device
     inputs = BenchInputs.random(device, batch_size=batch_size, frames=frames, size=size, prompt=prompt, seed=seed)
     saved = model.compute_dtype, model.gradient_checkpointing
+    measured: dict[str, tuple[float | None, float | None, int | None]] = {}
     try:
         if flops is None and not compiled:
-            flops = reward_flops(model, inputs, checkpointing=checkpointing)
+            flops = reward_flops(model, inputs, checkpointing=checkpointing, passes=passes)
         model.set_compute_dtype(dtype).set_gradient_checkpointing(checkpointing)
-        forward_s, forward_cpu_s, forward_peak = _timed_with_peak(inputs.forward(model), iterations, device)
-        backward_s, backward_cpu_s, backward_peak = _timed_with_peak(inputs.forward_backward(model), iterations, device)
+        for kind in PASSES:
+            measured[kind] = _timed_with_peak(getattr(inputs, kind)(model), iterations, device) if kind in passes else (None,) * 3
     finally:
         model.set_compute_dtype(saved[0]).set_gradient_checkpointing(saved[1])
+    (forward_s, forward_cpu_s, forward_peak), (backward_s, backward_cpu_s, backward_peak) = measured["forward"], measured["forward_backward"]
     forward_flops, backward_flops = flops if flops is not None else (None, None)
     return BenchResult(dtype_name(dtype), checkpointing, forward_s, forward_cpu_s, backward_s, backward_cpu_s, backward_peak,
-                       compiled, forward_peak, forward_flops, backward_flops)
+                       compiled, forward_peak, forward_flops if "forward" in passes else None,
+                       backward_flops if "forward_backward" in passes else None)
 
 
-# -- compiled backbones ------------------------------------------------------------------------------------
 # -- every configuration of one reward ---------------------------------------------------------------------
 def bench_configurations(
     load_model: Callable[[], VideoReward],
@@ -274,9 +284,10 @@ def bench_configurations(
     size: int = 224,
     iterations: int = 3,
     prompt: str = DEFAULT_PROMPT,
+    passes: Sequence[str] = PASSES,
 ) -> list[BenchResult]:
     """:func:`bench_reward` for every mode x checkpointing x dtype; ``load_model()`` builds a fresh model per mode
-    (compiling is in place). FLOPs are counted once per checkpointing setting on the eager fp32 model."""
+    (compiling is in place). FLOPs are counted once per checkpointing setting, on the first model before compiling."""
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
         raise ValueError(f"unknown modes {unknown}; choose from {list(MODES)}")
@@ -285,14 +296,14 @@ def bench_configurations(
     results, flops = [], {}
     for mode in modes:
         model = load_model()
-        if mode == "eager":
+        if not flops:  # once, on the first model, before anything is compiled
             inputs = BenchInputs.random(model.device, batch_size=batch_size, frames=frames, size=size, prompt=prompt)
-            flops = {ckpt: reward_flops(model, inputs, checkpointing=ckpt) for ckpt in checkpointing}
-        else:
+            flops = {ckpt: reward_flops(model, inputs, checkpointing=ckpt, passes=passes) for ckpt in checkpointing}
+        if mode == "compiled":
             model.compile()
         results += [
             bench_reward(model, dtype=dtype, checkpointing=ckpt, iterations=iterations, compiled=mode == "compiled",
-                         flops=flops.get(ckpt), **sizes)
+                         flops=flops.get(ckpt), passes=passes, **sizes)
             for ckpt in checkpointing
             for dtype in dtypes
         ]
@@ -324,10 +335,9 @@ class BenchReport:
         """fp32 / bf16 time of ``kind`` (``forward`` or ``forward_backward``; CPU time on the CPU, wall-clock on a
         GPU) of the eager rows, if both were measured."""
         rows = {r.dtype: r for r in self.results if r.checkpointing == checkpointing and not r.compiled}
-        if "fp32" not in rows or "bf16" not in rows:
-            return None
         key = f"{kind}_s" if self.on_gpu else f"{kind}_cpu_s"
-        return getattr(rows["fp32"], key) / getattr(rows["bf16"], key)
+        times = [getattr(rows[d], key) if d in rows else None for d in ("fp32", "bf16")]
+        return None if None in times else times[0] / times[1]
 
     def efficiency(self, result: BenchResult) -> dict[str, float | None]:
         """Achieved GFLOP/s and percent of the same-dtype matrix-product rate, forward and forward+backward, on
@@ -337,8 +347,8 @@ class BenchReport:
         for kind in ("forward", "forward_backward"):
             flops = getattr(result, f"{kind}_flops")
             wall, cpu = getattr(result, f"{kind}_s"), getattr(result, f"{kind}_cpu_s")
-            gflops = None if flops is None else flops / wall / 1e9
-            cpu_gflops = None if flops is None or self.threads is None or cpu <= 0 else flops * self.threads / cpu / 1e9
+            gflops = None if flops is None or wall is None else flops / wall / 1e9
+            cpu_gflops = None if flops is None or self.threads is None or not cpu else flops * self.threads / cpu / 1e9
             out[f"{kind}_gflops"] = gflops
             out[f"{kind}_matmul_percent"] = None if gflops is None or rate is None else 100 * gflops / rate.gflops
             out[f"{kind}_matmul_percent_cpu"] = (
@@ -389,10 +399,11 @@ class BenchReport:
                 f"{m.dtype} {m.n}x{m.n} {m.gflops:.0f} GFLOP/s" + ("" if m.cpu_gflops is None else f" ({m.cpu_gflops:.0f} on CPU time)")
                 for m in self.matmul) + ("" if self.threads is None else f"; {self.threads} torch thread(s)"))
         speedup = self.bf16_speedup()
-        if speedup is not None:
+        forward = self.bf16_speedup(kind="forward")
+        if speedup is not None or forward is not None:
             basis = "wall-clock" if self.on_gpu else "CPU time"
-            forward = self.bf16_speedup(kind="forward")
-            lines.append(f"bf16 vs fp32, forward+backward: {speedup:.2f}x, forward: {forward:.2f}x ({basis})")
+            ratios = {name: "n/a" if value is None else f"{value:.2f}x" for name, value in (("fwd+bwd", speedup), ("fwd", forward))}
+            lines.append(f"bf16 vs fp32, forward+backward: {ratios['fwd+bwd']}, forward: {ratios['fwd']} ({basis})")
         if self.device == "cpu" and self.amx is False:
             lines.append("no AMX usable by torch on this CPU: bf16 matrix products run on its AVX-512 units "
                          "(benchmarks/bench_cpu_peak.py compares their bf16 and fp32 peak rates)")

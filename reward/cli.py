@@ -164,6 +164,7 @@ def _bench_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=sorted(DTYPES), help="compute dtypes to compare (default fp32 bf16)")
     bench.add_argument("--modes", nargs="+", default=["eager"], choices=["eager", "compiled"],
                        help="eager backbones and/or backbones wrapped by torch.compile (default eager; compiling takes minutes on a CPU)")
+    bench.add_argument("--forward-only", action="store_true", help="time the no-grad forward only (no forward+backward)")
     bench.add_argument("--weights-dtype", choices=["bf16", "fp16"],
                        help="store the frozen backbones' weights in this dtype (reward.load(weights_dtype=...)); --dtypes must match")
     bench.add_argument("--batch-size", type=int, default=1)
@@ -318,6 +319,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     results = bench_configurations(
         load_model, dtypes=args.dtypes, checkpointing=(False, True) if args.checkpointing else (False,),
         modes=args.modes, batch_size=args.batch_size, frames=args.frames, size=args.size, iterations=args.iterations,
+        passes=("forward",) if args.forward_only else ("forward", "forward_backward"),
     )
     matmul = [matmul_rate(dtype, device) for dtype in dict.fromkeys(r.dtype for r in results)]
     report = bench_report(args.reward, device, results, batch_size=args.batch_size, frames=args.frames,

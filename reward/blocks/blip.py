@@ -159,7 +159,8 @@ class DispatchedBlipAttention(BlipAttention):
 
 class DispatchedBlipTextSelfAttention(BlipTextSelfAttention):
     """transformers' BLIP text (self- or cross-) attention routed like :class:`DispatchedBlipAttention`; the
-    additive padding mask is passed on as the attention mask. A key/value cache takes transformers' own path."""
+    additive padding mask is passed on as the attention mask. A key/value cache (``cache``, ``past_key_values`` in
+    older transformers) takes transformers' own path."""
 
     def forward(
         self,
@@ -167,12 +168,12 @@ class DispatchedBlipTextSelfAttention(BlipTextSelfAttention):
         attention_mask: torch.Tensor | None = None,
         encoder_hidden_states: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
-        cache: Any = None,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, None]:
         implementation = self.config._attn_implementation
-        if implementation == "eager" or cache is not None:
-            return super().forward(hidden_states, attention_mask, encoder_hidden_states, encoder_attention_mask, cache=cache, **kwargs)
+        if implementation == "eager" or kwargs.get("cache") is not None or kwargs.get("past_key_values") is not None:
+            return super().forward(hidden_states, attention_mask=attention_mask, encoder_hidden_states=encoder_hidden_states,
+                                   encoder_attention_mask=encoder_attention_mask, **kwargs)
         cross = encoder_hidden_states is not None
         context = encoder_hidden_states if cross else hidden_states
         mask = encoder_attention_mask if cross else attention_mask
